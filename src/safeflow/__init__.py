@@ -1,0 +1,32 @@
+"""safeflow: privacy-preserving cross-border analytics.
+
+``import safeflow as sf`` gives the whole public API; everything else is internal.
+
+Examples
+--------
+>>> import safeflow as sf
+>>> sorted(sf.__all__)[:3]
+['Column', 'Federation', 'Release']
+"""
+
+from safeflow import errors
+from safeflow.api import crosstab, describe, histogram
+from safeflow.data import SQL, Column, Schema
+from safeflow.federation import Federation, Site
+from safeflow.release import Release
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SQL",
+    "Column",
+    "Federation",
+    "Release",
+    "Schema",
+    "Site",
+    "__version__",
+    "crosstab",
+    "describe",
+    "errors",
+    "histogram",
+]

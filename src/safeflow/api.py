@@ -1,0 +1,104 @@
+"""The analyst's front door: one function per analysis, each returning a Release.
+
+Examples
+--------
+>>> import pandas as pd, safeflow as sf
+>>> s = sf.Schema([sf.Column("arm", kind="categorical", categories=("a", "b")),
+...                sf.Column("leak", kind="binary", categories=(0, 1))])
+>>> df = pd.DataFrame({"arm": ["a", "b", "a"], "leak": [0, 1, 1]})
+>>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s), sf.Site("y", df, "NL", schema=s)],
+...                          destination="NL", purpose="scientific-research")
+>>> sf.crosstab(fed, "arm", "leak", protocol="masking").value.to_numpy().tolist()
+[[2, 2], [0, 2]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from safeflow.analyses.crosstab import Crosstab
+from safeflow.analyses.describe import Describe
+from safeflow.analyses.histogram import Histogram, check_edges
+from safeflow.errors import InvalidParameter
+from safeflow.federation import Federation
+from safeflow.release import Release
+
+
+def _check_fed(fed: Any) -> Federation:
+    if not isinstance(fed, Federation):
+        raise InvalidParameter(
+            f"the first argument must be an sf.Federation (e.g. sf.Federation.local([...])); "
+            f"got {type(fed).__name__}")
+    return fed
+
+
+def describe(fed: Federation, columns: Sequence[str], *, by: str | None = None,
+             by_site: bool = False, protocol: str = "masking", **options: Any) -> Release:
+    """Table 1: n, mean, SD of numeric columns; counts and % of categorical ones.
+
+    Parameters
+    ----------
+    fed : sf.Federation
+    columns : list of str
+        Columns of the public schema (not identifiers).
+    by : str, optional
+        A categorical column to stratify by (e.g. the trial arm).
+    by_site : bool
+        Also break the table down by site (each site's column is still computed by the
+        secure sum; only customs sees per-site totals before disclosure control).
+    protocol : {"masking", "he", "plain"}
+
+    Returns
+    -------
+    Release
+        ``.value`` is a DataFrame with columns variable, level, [site], [group], n, mean,
+        sd, count, percent.
+
+    Examples
+    --------
+    >>> import pandas as pd, safeflow as sf
+    >>> s = sf.Schema([sf.Column("age", bounds=(0, 120))])
+    >>> fed = sf.Federation.local(
+    ...     [sf.Site("a", pd.DataFrame({"age": [60.0, 70]}), "CN", schema=s),
+    ...      sf.Site("b", pd.DataFrame({"age": [80.0]}), "NL", schema=s)],
+    ...     destination="NL", purpose="scientific-research")
+    >>> float(sf.describe(fed, ["age"], protocol="masking").value["mean"][0])
+    70.0
+    """
+    if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
+        raise InvalidParameter("columns must be a non-empty list of column names, e.g. ['age']")
+    params = {"columns": list(columns), "by": by, "by_site": bool(by_site)}
+    return _check_fed(fed).run(Describe(params), protocol=protocol, **options)
+
+
+def histogram(fed: Federation, column: str, bins: Sequence[float], *, by: str | None = None,
+              protocol: str = "masking", **options: Any) -> Release:
+    """Counts of a numeric column in public bins (numpy.histogram semantics).
+
+    Examples
+    --------
+    >>> import pandas as pd, safeflow as sf
+    >>> s = sf.Schema([sf.Column("age", bounds=(0, 120))])
+    >>> fed = sf.Federation.local(
+    ...     [sf.Site("a", pd.DataFrame({"age": [25.0, 35]}), "CN", schema=s),
+    ...      sf.Site("b", pd.DataFrame({"age": [36.0]}), "NL", schema=s)],
+    ...     destination="NL", purpose="scientific-research")
+    >>> sf.histogram(fed, "age", bins=[20, 30, 40], protocol="plain").value["count"].tolist()
+    [0, 1, 2, 0]
+    """
+    params = {"column": column, "bins": check_edges(bins), "by": by}
+    return _check_fed(fed).run(Histogram(params), protocol=protocol, **options)
+
+
+def crosstab(fed: Federation, rows: str, cols: str, *, protocol: str = "masking",
+             **options: Any) -> Release:
+    """Counts of two categorical columns against each other (like pandas.crosstab).
+
+    Examples
+    --------
+    >>> crosstab.__name__
+    'crosstab'
+    """
+    return _check_fed(fed).run(Crosstab({"rows": rows, "cols": cols}), protocol=protocol,
+                               **options)

@@ -1,0 +1,233 @@
+"""Sites and federations: what binds data, protocol, transport and (later) policy.
+
+A :class:`Site` holds a hospital's data (never serialised) and its jurisdiction. A
+:class:`Federation` knows the sites, the destination and purpose of the study, the public
+schema every party agrees on, and drives analyses: each run makes a fresh protocol session
+(keys exchanged once per run), asks the analysis for each round's public layout, has the
+protocol securely sum the sites' statistics over the transport, and hands the totals back
+to the analysis. Customs turns the result into a :class:`~safeflow.release.Release` whose
+facts it derives from the run itself.
+
+Examples
+--------
+>>> import pandas as pd, safeflow as sf
+>>> s = sf.Schema([sf.Column("x", bounds=(0, 10))])
+>>> fed = sf.Federation.local([sf.Site("a", pd.DataFrame({"x": [1.0, 2]}), "CN", schema=s),
+...                           sf.Site("b", pd.DataFrame({"x": [3.0]}), "NL", schema=s)],
+...                          destination="NL", purpose="scientific-research")
+>>> fed
+<Federation local: a (CN), b (NL) -> NL for scientific-research>
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from safeflow.analyses import Analysis, Next
+from safeflow.data import Column, Schema, SiteData
+from safeflow.envelope import DEFAULT_MAX_BYTES
+from safeflow.errors import InvalidParameter, SchemaError
+from safeflow.protocols import SessionInfo, default_threshold, load_spec, protocol_classes
+from safeflow.release import Release
+from safeflow.runtime import SiteRuntime
+from safeflow.transport.local import LocalChannel
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_JURISDICTION = re.compile(r"^[A-Z]{2}$")
+
+
+class Site:
+    """A data holder: a name, a jurisdiction and data that never leaves it.
+
+    Parameters
+    ----------
+    name : str
+        Letters, digits, ``_ . -`` (at most 64).
+    data : DataFrame, pyarrow Table, path or sf.data.SQL
+        The site's rows (see :class:`safeflow.data.SiteData`).
+    jurisdiction : str
+        ISO 3166 alpha-2 code of the country the data is in, e.g. ``"CN"``, ``"NL"``.
+    schema : sf.Schema, optional
+        The public schema; inferred (with a warning) when omitted.
+    """
+
+    def __init__(self, name: str, data: Any, jurisdiction: str, schema: Schema | None = None,
+                 *, ciio: bool = False, ftz: str | None = None) -> None:
+        if not isinstance(name, str) or not _NAME.match(name) or name == "aggregator":
+            raise InvalidParameter(
+                f"site name must be 1-64 letters, digits or _.- (and not 'aggregator'); "
+                f"got {name!r}")
+        if not isinstance(jurisdiction, str) or not _JURISDICTION.match(jurisdiction):
+            raise InvalidParameter(
+                f"jurisdiction must be an ISO 3166 alpha-2 code such as 'CN' or 'NL'; "
+                f"got {jurisdiction!r}")
+        self.name, self.jurisdiction, self.ciio, self.ftz = name, jurisdiction, ciio, ftz
+        self._raw = data
+        self._data = SiteData(data, schema=schema)
+
+    @property
+    def schema(self) -> Schema:
+        """The site's schema (declared or inferred)."""
+        return self._data.schema
+
+    def __reduce__(self) -> Any:
+        raise SchemaError("a site holds patient data; it is never serialised")
+
+    def __repr__(self) -> str:
+        return f"<Site {self.name} ({self.jurisdiction})>"
+
+
+def _merge_schemas(sites: Sequence[Site]) -> Schema:
+    """The public schema: identical declared schemas, or a merge of inferred ones."""
+    schemas = [s.schema for s in sites]
+    if all(s.declared for s in schemas):
+        first = schemas[0].to_dict()
+        for site, sch in zip(sites[1:], schemas[1:], strict=True):
+            if sch.to_dict() != first:
+                raise SchemaError(
+                    f"site {site.name!r} declares a different schema from {sites[0].name!r}; "
+                    "every site must declare the same public schema (bounds, levels, roles)")
+        return schemas[0]
+    common = [n for n in schemas[0].names if all(n in s for s in schemas)]
+    cols = []
+    for n in common:
+        variants = [s.column(n) for s in schemas]
+        c0 = variants[0]
+        cats = None
+        if c0.kind != "numeric":
+            levels = {c for v in variants for c in (v.categories or ())}
+            cats = tuple(sorted(levels, key=lambda x: (str(type(x)), str(x))))
+        classes = tuple(sorted({k for v in variants for k in v.classes}))
+        cols.append(Column(n, role=c0.role, kind=c0.kind, classes=classes, categories=cats,
+                           on_missing=c0.on_missing))
+    return Schema(cols, unit=schemas[0].unit, declared=False)
+
+
+class Federation:
+    """Sites, destination and purpose of a study, and how to reach the sites."""
+
+    def __init__(self, sites: Sequence[Site], *, destination: str, purpose: str,
+                 transport: str, study: str | None = None, threshold: int | None = None,
+                 max_rows_per_site: int = 2**32,
+                 max_envelope_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        sites = list(sites)
+        if not all(isinstance(s, Site) for s in sites):
+            raise InvalidParameter("Federation takes a list of sf.Site objects")
+        names = [s.name for s in sites]
+        if len(set(names)) != len(names):
+            raise InvalidParameter(f"site names must be unique; got {names}")
+        if not isinstance(destination, str) or not _JURISDICTION.match(destination):
+            raise InvalidParameter(
+                f"destination must be an ISO 3166 alpha-2 code such as 'NL'; got {destination!r}")
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidParameter("purpose must be a non-empty string, e.g. "
+                                   "'scientific-research'")
+        if not (isinstance(max_rows_per_site, int) and 1 <= max_rows_per_site < 2**52):
+            raise InvalidParameter("max_rows_per_site must be an int between 1 and 2^52")
+        self.sites, self.destination, self.purpose = sites, destination, purpose
+        self.transport, self.study = transport, study or f"study-{uuid.uuid4().hex[:8]}"
+        self.threshold = threshold if threshold is not None else default_threshold(len(sites))
+        SessionInfo(self.study, "check", tuple(names), self.threshold)  # validates
+        self.max_rows_per_site, self.max_envelope_bytes = max_rows_per_site, max_envelope_bytes
+        self.public_schema = _merge_schemas(sites)
+        self._site_data = {s.name: (s._data if s.schema is self.public_schema
+                                    else SiteData(s._raw, schema=self.public_schema))
+                           for s in sites}
+        self._faults: dict[str, Any] = {}
+
+    @classmethod
+    def local(cls, sites: Sequence[Site], *, destination: str, purpose: str,
+              **options: Any) -> Federation:
+        """All roles in this process over the embedded local transport (envelopes and all)."""
+        return cls(sites, destination=destination, purpose=purpose, transport="local",
+                   **options)
+
+    def simulate_faults(self, *, dropouts: Mapping[str, tuple[int, str]] | None = None,
+                        tamper: Any = None) -> None:
+        """Testing aid: sites fall silent from ``(round, stage)``; ``tamper`` edits replies."""
+        self._faults = {"dropouts": dict(dropouts or {}), "tamper": tamper}
+
+    def _context(self) -> dict[str, Any]:
+        return {"sites": [s.name for s in self.sites],
+                "max_rows_per_site": self.max_rows_per_site,
+                "public_schema": self.public_schema}
+
+    def run(self, analysis: Analysis, *, protocol: str = "masking",
+            rng: np.random.Generator | None = None, **protocol_params: Any) -> Release:
+        """Run one analysis to completion under ``protocol``; return its release."""
+        protocol_classes(protocol)  # typed error for unknown names
+        run_id = uuid.uuid4().hex[:16]
+        info = SessionInfo(self.study, run_id, tuple(s.name for s in self.sites), self.threshold)
+        server_cls, _ = protocol_classes(protocol)
+        server = server_cls(info, rng=rng, **protocol_params)
+        ctx = self._context()
+        runtimes = {
+            s.name: SiteRuntime(s.name, self._site_data[s.name], self.public_schema, protocol,
+                                info, context={**ctx, "site": s.name},
+                                rng=None if rng is None else _byte_rng(rng),
+                                max_envelope_bytes=self.max_envelope_bytes, **protocol_params)
+            for s in self.sites}
+        channel = LocalChannel(self.study, run_id, runtimes,
+                               {s.name: s.jurisdiction for s in self.sites}, self.destination,
+                               max_envelope_bytes=self.max_envelope_bytes,
+                               dropouts=self._faults.get("dropouts", {}),
+                               tamper=self._faults.get("tamper"))
+        server.setup(channel)
+        rounds, contributors = 0, set(info.sites)
+        while True:
+            rounds += 1
+            layout = analysis.layout(self.public_schema, ctx)
+            res = server.secure_sum(channel, rounds, layout, analysis.request())
+            contributors &= set(res.contributors)
+            step = analysis.combine(res.totals, self.public_schema, ctx)
+            if isinstance(step, Next):
+                analysis.state = step.state
+                continue
+            break
+        facts = self._facts(analysis, protocol, step.facts, channel, sorted(contributors), rounds)
+        return Release(step.value, facts, analysis=analysis.name, protocol=protocol,
+                       rounds=rounds, log=tuple(channel.log))
+
+    def _facts(self, analysis: Analysis, protocol: str, out: Mapping[str, Any],
+               channel: LocalChannel, contributors: list[str], rounds: int) -> dict[str, Any]:
+        """Facts derived from the run itself (POLICY.md), not from what a caller claims."""
+        spec = load_spec(protocol)
+        by_name = {s.name: s for s in self.sites}
+        classes = sorted({k for c in analysis.columns()
+                          for k in self.public_schema.column(c).classes})
+        return {
+            "output": {"kind": analysis.kind, "protocol": protocol,
+                       "sdc": dict(out.get("sdc", {})),
+                       "derived_from_genetic": "genetic" in classes},
+            "origin": [{"site": n, "jurisdiction": by_name[n].jurisdiction,
+                        "ciio": by_name[n].ciio, "ftz": by_name[n].ftz, "classes": classes}
+                       for n in contributors],
+            "destination": {"jurisdiction": self.destination, "recipient_type": "research"},
+            "purpose": self.purpose,
+            "unit_of_privacy": self.public_schema.unit,
+            "run": {"study": self.study, "protocol_spec_sha256": spec.sha256,
+                    "rounds": rounds, "rows_dropped": out.get("rows_dropped", 0),
+                    "border_bytes": {f"{a}->{b}": n for (a, b), n in
+                                     sorted(channel.border_bytes.items())},
+                    "contributors": contributors,
+                    "threshold": self.threshold},
+        }
+
+    def __repr__(self) -> str:
+        sites = ", ".join(f"{s.name} ({s.jurisdiction})" for s in self.sites)
+        return f"<Federation {self.transport}: {sites} -> {self.destination} for {self.purpose}>"
+
+
+def _byte_rng(gen: np.random.Generator) -> Any:
+    """Deterministic byte source for tests (``rng`` injected); production uses the OS."""
+    def draw(n: int) -> bytes:
+        return gen.bytes(n)
+    return draw
+
+
+__all__ = ["Federation", "Site"]

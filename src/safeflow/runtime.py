@@ -1,0 +1,88 @@
+"""The site runtime: what runs inside a hospital, whatever the transport.
+
+It receives envelope bytes, checks them (format, replay, order), lets the protocol's site
+half answer, computes the analysis's local statistics when a round asks for them, passes
+every reply through the site's :class:`~safeflow.protocols.spec.ExportGate`, and returns
+envelope bytes. The site's data never leaves this object: only statistics of the round's
+public layout, protected as the spec declares, do.
+
+The same runtime serves the in-process local transport and (later) the Flower ClientApp.
+
+Examples
+--------
+>>> SiteRuntime.__name__
+'SiteRuntime'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from safeflow.analyses import analysis_from_request
+from safeflow.data import Schema, SiteData
+from safeflow.envelope import DEFAULT_MAX_BYTES, Envelope, Header, ReplayGuard
+from safeflow.errors import ProtocolError
+from safeflow.protocols import ExportGate, SessionInfo, protocol_classes
+from safeflow.statspec import StatLayout
+
+AGGREGATOR = "aggregator"
+
+
+class SiteRuntime:
+    """One site's endpoint for one protocol session."""
+
+    def __init__(self, site: str, data: SiteData, public_schema: Schema, protocol: str,
+                 info: SessionInfo, *, context: Mapping[str, Any],
+                 rng: Callable[[int], bytes] | None = None,
+                 max_envelope_bytes: int = DEFAULT_MAX_BYTES, **params: Any) -> None:
+        _, site_cls = protocol_classes(protocol)
+        self.site, self.info = site, info
+        self._data, self._schema, self._context = data, public_schema, dict(context)
+        self._half = site_cls(site, info, rng=rng, **params)
+        self._gate = ExportGate(self._half_spec(protocol), site=site)
+        self._guard = ReplayGuard(info.study, info.run, me=site)
+        self._max = max_envelope_bytes
+        self._cache: tuple[int, str, StatLayout, dict[str, np.ndarray]] | None = None
+        self.rows_dropped: dict[str, int] = {}
+
+    @staticmethod
+    def _half_spec(protocol: str):  # type: ignore[no-untyped-def]
+        from safeflow.protocols import load_spec
+
+        return load_spec(protocol)
+
+    def _local(self, round: int) -> Callable[[Mapping[str, Any]],
+                                             tuple[StatLayout, Mapping[str, np.ndarray]]]:
+        def compute(request: Mapping[str, Any]) -> tuple[StatLayout, Mapping[str, np.ndarray]]:
+            key = repr(sorted(request.items()))
+            if self._cache is not None and self._cache[:2] == (round, key):
+                return self._cache[2], self._cache[3]
+            analysis = analysis_from_request(request)
+            layout = analysis.layout(self._schema, self._context)
+            stats = analysis.local(self._data, self._context)
+            layout.check(stats)
+            self.rows_dropped = dict(self._data.drop_counts)
+            self._cache = (round, key, layout, dict(stats))
+            return layout, stats
+
+        return compute
+
+    def handle(self, raw: bytes) -> bytes:
+        """Answer one request envelope with one reply envelope (or raise a typed error)."""
+        env = Envelope.from_bytes(raw, max_bytes=self._max)
+        h = env.header
+        self._guard.accept_in_order(h, order=self._gate.spec.stage_order, sender=AGGREGATOR)
+        reply = self._half.handle(h.round, h.stage, env.payload, self._local(h.round))
+        size = None
+        if self._cache is not None and self._cache[0] == h.round:
+            size = self._cache[2].size
+        self._gate.check(h.stage, reply, layout_size=size)
+        out = Header(study=h.study, run=h.run, round=h.round, stage=h.stage,
+                     sender=self.site, receiver=AGGREGATOR)
+        return Envelope(out, reply).to_bytes()
+
+    def __reduce__(self) -> Any:
+        raise ProtocolError("a site runtime holds site data and keys; it is never serialised")
