@@ -190,6 +190,8 @@ class Envelope:
             name, dt, shape, nbytes = _array_entry(item)
             if name in arrays:
                 raise _fail(f"duplicate array {name!r}")
+            if pos + nbytes > len(body):
+                raise _fail("body shorter than declared (truncated?)")
             arrays[name] = np.frombuffer(body[pos : pos + nbytes], dtype=dt).reshape(shape)
             pos += nbytes
         for item in hdr["blobs"]:
@@ -267,8 +269,11 @@ class ReplayGuard:
         """Like :meth:`accept` for a party that does not know the next stage in advance.
 
         ``(round, stage)`` must come strictly after the last accepted one, with stages in
-        ``order``; set-up stages belong to round 0 only.
+        ``order`` (set-up stages first, in round 0).
         """
+        if h.nonce in self._seen:
+            raise ReplayedEnvelope("envelope nonce already accepted in this run (replay); "
+                                   "it was dropped and nothing was counted twice")
         if h.stage not in order:
             raise UnexpectedStage(f"stage {h.stage!r} is not part of this protocol; dropped")
         key = (h.round, order.index(h.stage))

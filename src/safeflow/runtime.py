@@ -26,6 +26,7 @@ from safeflow.data import Schema, SiteData
 from safeflow.envelope import DEFAULT_MAX_BYTES, Envelope, Header, ReplayGuard
 from safeflow.errors import ProtocolError
 from safeflow.protocols import ExportGate, SessionInfo, protocol_classes
+from safeflow.protocols.encoding import ring_size
 from safeflow.statspec import StatLayout
 
 AGGREGATOR = "aggregator"
@@ -78,7 +79,7 @@ class SiteRuntime:
         reply = self._half.handle(h.round, h.stage, env.payload, self._local(h.round))
         size = None
         if self._cache is not None and self._cache[0] == h.round:
-            size = self._cache[2].size
+            size = ring_size(self._cache[2])
         self._gate.check(h.stage, reply, layout_size=size)
         out = Header(study=h.study, run=h.run, round=h.round, stage=h.stage,
                      sender=self.site, receiver=AGGREGATOR)

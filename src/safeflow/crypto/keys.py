@@ -26,7 +26,7 @@ from __future__ import annotations
 import hmac
 import operator
 from collections.abc import Callable
-from typing import Final, NoReturn, cast
+from typing import Final, NoReturn
 
 from Crypto.Hash import SHA256
 from Crypto.Protocol.DH import import_x25519_private_key, import_x25519_public_key, key_agreement
@@ -374,7 +374,7 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
             f"(255 × 32, the HKDF-SHA256 limit); got {length}. "
             "Derive several keys with distinct info strings instead."
         )
-    return cast(bytes, HKDF(ikm, length, salt, SHA256, context=info))
+    return HKDF(ikm, length, salt, SHA256, context=info)
 
 
 def derive_key(shared_secret: bytes, *, context: bytes, length: int = 32) -> bytes:

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from safeflow.crypto.keys import _as_bytes, _as_int
@@ -138,7 +139,9 @@ def aes_ctr_keystream(key: bytes, initial_counter_block: bytes, n_bytes: int) ->
     return bytes(view[:n_bytes])
 
 
-def mask_stream(key: bytes, n_words: int, *, nonce: bytes = bytes(MASK_NONCE_SIZE)) -> np.ndarray:
+def mask_stream(
+    key: bytes, n_words: int, *, nonce: bytes = bytes(MASK_NONCE_SIZE)
+) -> npt.NDArray[np.uint64]:
     """Expand a 32-byte key into ``n_words`` pseudorandom 64-bit words (AES-256-CTR).
 
     Deterministic: the same ``key``, ``nonce`` and ``n_words`` always give the same words,
@@ -199,7 +202,7 @@ def mask_stream(key: bytes, n_words: int, *, nonce: bytes = bytes(MASK_NONCE_SIZ
         )
     # Two spare words hold pyca's 15 bytes of slack; the result is a view without them.
     words = np.empty(n_words + 2, dtype="<u8")
-    view = memoryview(words).cast("B")
+    view = words.data.cast("B")
     _keystream_into(
         key, nonce + bytes(COUNTER_BLOCK_SIZE - MASK_NONCE_SIZE), view[: 8 * n_words + _SLACK]
     )

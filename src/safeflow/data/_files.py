@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from safeflow.data._base import ARROW_ERRORS, Source, TypeHints, check_names
 from safeflow.errors import DataError
@@ -84,22 +85,33 @@ class CSVSource(Source):
 
 
 class ParquetSource(Source):
-    """A Parquet file or directory, streamed fragment by fragment, row group by row group."""
+    """A Parquet file or directory, streamed file by file, row group by row group.
+
+    Files are found with :mod:`pyarrow.dataset` (sorted by path, hidden and ``_``-files
+    ignored) and each is read with :meth:`pyarrow.parquet.ParquetFile.iter_batches` with
+    ``pre_buffer=False``: pre-buffering (the dataset scanner's default) reads ahead of a
+    slow consumer and can end up holding the whole file in memory.
+    """
 
     kind = "Parquet data"
 
     def __init__(self, path: Path) -> None:
         self._path = path
         try:
-            self._dataset = pads.dataset(path, format="parquet")
+            dataset = pads.dataset(path, format="parquet")
         except ARROW_ERRORS as e:
-            raise DataError(
-                f"Parquet data {path.name!r} cannot be opened ({type(e).__name__}); check "
-                "that it is a Parquet file or a directory of Parquet files"
-            ) from None
-        if path.is_dir() and not self._dataset.files:
+            raise self._error("cannot be opened", e) from None
+        self._files = sorted(dataset.files)
+        if not self._files:
             raise DataError(f"directory {path.name!r} holds no Parquet files")
-        self._names = check_names(self._dataset.schema.names)
+        self._dataset = dataset
+        self._names = check_names(dataset.schema.names)
+
+    def _error(self, what: str, e: Exception) -> DataError:
+        return DataError(
+            f"Parquet data {self._path.name!r} {what} ({type(e).__name__}); check that it "
+            "is a Parquet file or a directory of Parquet files with the same columns"
+        )
 
     def describe(self) -> str:
         return f"Parquet data {self._path.name!r}"
@@ -111,22 +123,23 @@ class ParquetSource(Source):
     def iter_batches(
         self, columns: Sequence[str], batch_size: int, hints: TypeHints | None = None
     ) -> Iterator[pa.RecordBatch]:
-        fragments = sorted(self._dataset.get_fragments(), key=lambda f: f.path)
-        for frag in fragments:
+        for file in self._files:
             try:
-                yield from frag.to_batches(
-                    schema=self._dataset.schema,
-                    columns=list(columns),
-                    batch_size=batch_size,
-                    batch_readahead=2,
-                    fragment_readahead=1,
-                )
+                pf = pq.ParquetFile(file, pre_buffer=True)
             except ARROW_ERRORS as e:
-                raise DataError(
-                    f"Parquet data {self._path.name!r} could not be read "
-                    f"({type(e).__name__}); the file may be damaged or its files may "
-                    "disagree on column types"
-                ) from None
+                raise self._error("cannot be opened", e) from None
+            try:
+                lacking = [c for c in columns if c not in pf.schema_arrow.names]
+                if lacking:
+                    raise DataError(
+                        f"Parquet file {Path(file).name!r} in {self._path.name!r} lacks the "
+                        f"columns {lacking}; every file of a dataset must hold them"
+                    )
+                yield from pf.iter_batches(batch_size=batch_size, columns=list(columns))
+            except ARROW_ERRORS as e:
+                raise self._error("could not be read", e) from None
+            finally:
+                pf.close()
 
     def n_rows(self) -> int:
         return int(self._dataset.count_rows())

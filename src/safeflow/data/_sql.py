@@ -46,14 +46,15 @@ class SQLSource(Source):
         import duckdb
 
         try:
+            config = {str(k): v for k, v in (self._sql.config or {}).items()}
             if self._sql.database is None:
-                con = duckdb.connect(":memory:")
+                con = duckdb.connect(":memory:", config=config)
             else:
-                con = duckdb.connect(str(self._sql.database), read_only=True)
+                con = duckdb.connect(str(self._sql.database), read_only=True, config=config)
             for name, obj in (self._sql.tables or {}).items():
                 con.register(str(name), obj)
         except duckdb.Error as e:
-            raise DataError(f"DuckDB could not open the data ({type(e).__name__})") from None
+            raise DataError(f"DuckDB could not open the data: {e}") from None
         return con
 
     def _relation(self, con: Any, query: str) -> Any:

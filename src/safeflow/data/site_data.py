@@ -296,7 +296,8 @@ class SiteData:
 
     def __repr__(self) -> str:
         kind = "declared" if self._schema.declared else "inferred"
-        return f"SiteData({self._source.describe()}, {len(self._schema)} columns, {kind} schema)"
+        n = len(self._schema)
+        return f"SiteData({self._source.describe()}, {n} column{'s' * (n != 1)}, {kind} schema)"
 
     def __reduce__(self) -> NoReturn:
         _refuse_pickle("SiteData")

@@ -40,6 +40,10 @@ class SQL:
         One ``SELECT`` statement, e.g. ``"SELECT * FROM read_parquet('visits.parquet')"``.
     database : str or path, optional
         A DuckDB database file, opened read-only. Default: an in-memory database.
+    config : mapping, optional
+        DuckDB settings for the connection, e.g. ``{"threads": 2, "memory_limit": "1GB"}``.
+        DuckDB's working memory grows with its thread count (not with the data), so a
+        large server may want to cap it.
     tables : mapping of str to DataFrame or Table, optional
         In-memory frames (pandas, polars, pyarrow) to register under these names.
 
@@ -56,6 +60,7 @@ class SQL:
 
     query: str
     database: str | os.PathLike[str] | None = None
+    config: Mapping[str, Any] | None = None
     tables: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +73,8 @@ class SQL:
                 f"SQL(database=...) must be a path to a DuckDB file or None; "
                 f"got {type(self.database).__name__}"
             )
+        if self.config is not None and not isinstance(self.config, Mapping):
+            raise InvalidParameter("SQL(config=...) must map DuckDB setting names to values")
         if self.tables is not None and not isinstance(self.tables, Mapping):
             raise InvalidParameter("SQL(tables=...) must map table names to data frames")
 
@@ -77,7 +84,7 @@ class SQL:
                 "site data never leaves its site: an SQL source holding "
                 "registered tables cannot be pickled or copied"
             )
-        return (SQL, (self.query, self.database))
+        return (SQL, (self.query, self.database, self.config))
 
 
 def _mixed_types(name: str) -> DataError:

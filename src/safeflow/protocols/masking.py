@@ -52,7 +52,7 @@ from safeflow.protocols._base import (
     SiteHalf,
     SumResult,
 )
-from safeflow.protocols.encoding import RingCodec
+from safeflow.protocols.encoding import RingCodec, ring_size
 from safeflow.statspec import StatLayout
 
 ADVERTISE = "advertise"
@@ -134,10 +134,10 @@ class MaskingServer(ServerHalf):
             for v in members}
         replies = channel.exchange(round, INPUT, requests)
         self._require(replies, INPUT)
-        total = np.zeros(layout.size, dtype=np.uint64)
+        total = np.zeros(ring_size(layout), dtype=np.uint64)
         for site, p in replies.items():
             vec = p.arrays.get("vector")
-            if vec is None or vec.dtype != np.uint64 or vec.shape != (layout.size,):
+            if vec is None or vec.dtype != np.uint64 or vec.shape != total.shape:
                 raise ProtocolError(f"site {site!r} sent a malformed masked vector")
             total += vec
         survivors = [s for s in members if s in replies]
@@ -146,7 +146,7 @@ class MaskingServer(ServerHalf):
             v: Payload("none", meta={"survivors": survivors, "dropped": dropped})
             for v in survivors})
         self._require(replies, UNMASK)
-        total -= self._masks_to_remove(replies, round, survivors, dropped, layout.size)
+        total -= self._masks_to_remove(replies, round, survivors, dropped, total.size)
         next_members = [s for s in survivors if s in replies]
         self._collect_sealed(replies, next_members)
         totals = RingCodec(layout, bounds).decode(total, n_contributors=len(survivors))
@@ -286,14 +286,15 @@ class MaskingSite(SiteHalf):
                 self._s_shares[u] = body[:_SHARE_LEN]
             self._b_shares[u] = body[-_SHARE_LEN:]
         layout, vec = self.encode(payload, local)
-        vec = vec + self_mask(self.info, self._seed, round, self.site, layout.size)
+        n = vec.size
+        vec = vec + self_mask(self.info, self._seed, round, self.site, n)
         for v in members:
             if v == self.site:
                 continue
             shared = self._pair.get(v)
             if shared is None:
                 shared = self._pair[v] = self._s.agree(self._peers[v][1])
-            m = pair_mask(self.info, shared, round, self.site, v, layout.size)
+            m = pair_mask(self.info, shared, round, self.site, v, n)
             if self.site < v:
                 vec += m
             else:

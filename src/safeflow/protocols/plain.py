@@ -20,7 +20,7 @@ import numpy as np
 from safeflow.envelope import Payload
 from safeflow.errors import ProtocolError
 from safeflow.protocols._base import Channel, bounds_meta, LocalStats, ServerHalf, SiteHalf, SumResult
-from safeflow.protocols.encoding import RingCodec
+from safeflow.protocols.encoding import RingCodec, ring_size
 from safeflow.statspec import StatLayout
 
 INPUT = "plain_input"
@@ -37,10 +37,10 @@ class PlainServer(ServerHalf):
         req = {"request": dict(request), "bounds": bounds_meta(bounds), "members": members}
         replies = channel.exchange(round, INPUT, {s: Payload("none", meta=req) for s in members})
         self._require(replies, INPUT)
-        total = np.zeros(layout.size, dtype=np.uint64)
+        total = np.zeros(ring_size(layout), dtype=np.uint64)
         for site, p in replies.items():
             v = p.arrays.get("vector")
-            if v is None or v.dtype != np.uint64 or v.shape != (layout.size,):
+            if v is None or v.dtype != np.uint64 or v.shape != total.shape:
                 raise ProtocolError(f"site {site!r} sent a malformed input vector")
             total += v
         contributors = tuple(s for s in members if s in replies)

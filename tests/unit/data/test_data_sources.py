@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import duckdb
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sfdata_helpers import COLUMNS, N_ROWS, SCHEMA
 
@@ -47,7 +48,7 @@ def expected(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("batch_size", [1, 64, 100, N_ROWS, 10_000])
+@pytest.mark.parametrize("batch_size", [3, 64, 100, N_ROWS, 10_000])
 def test_every_source_yields_identical_batches(
     sources: dict[str, object], frame: pd.DataFrame, batch_size: int
 ) -> None:
@@ -89,6 +90,8 @@ def test_n_rows_and_column_names(sources: dict[str, object], name: str) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batch_size=st.integers(min_value=1, max_value=N_ROWS + 50))
+@example(batch_size=1)
+@example(batch_size=N_ROWS)
 def test_concatenated_batches_equal_the_whole(
     sources: dict[str, object], frame: pd.DataFrame, name: str, batch_size: int
 ) -> None:
@@ -112,7 +115,7 @@ def test_rebatch_regroups_any_chunking_exactly(chunks: list[int], size: int) -> 
     total = sum(chunks)
     values = np.arange(total, dtype=np.float64)
     starts = np.cumsum([0, *chunks])
-    incoming = [pa.record_batch({"x": values[a:b]}) for a, b in zip(starts, starts[1:])]
+    incoming = [pa.record_batch({"x": values[a:b]}) for a, b in itertools.pairwise(starts)]
     out = list(_rebatch(iter(incoming), size))
     sizes = [rb.num_rows for rb in out]
     assert sizes == [size] * (total // size) + ([total % size] if total % size else [])
@@ -145,7 +148,7 @@ def test_missing_file_and_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         SiteData(tmp_path / "nope.parquet", SCHEMA)
     (tmp_path / "notes.txt").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="unsupported type; use a .csv or .parquet"):
+    with pytest.raises(DataError, match=r"unsupported type; use a \.csv or \.parquet"):
         SiteData(tmp_path / "notes.txt", SCHEMA)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no Parquet files"):

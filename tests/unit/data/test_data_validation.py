@@ -229,7 +229,9 @@ def test_identifier_columns_never_enter_a_statistic() -> None:
 def test_unknown_columns() -> None:
     df = pd.DataFrame({"age": [40.0], "bmi": [22.0]})
     sd = site(df, Column("age"))
-    with pytest.raises(SchemaError, match="unknown column 'weight'; the schema's columns are: 'age'"):
+    with pytest.raises(
+        SchemaError, match="unknown column 'weight'; the schema's columns are: 'age'"
+    ):
         sd.batches(["weight"])
     with pytest.raises(SchemaError, match="'bmi' is in the data but not in the schema"):
         sd.batches(["bmi"])
@@ -279,7 +281,7 @@ def test_site_data_and_batches_refuse_pickling(leak: object) -> None:
 
 def test_repr_shows_no_data() -> None:
     sd = site(pd.DataFrame({"x": [123.456]}), Column("x"))
-    assert repr(sd) == "SiteData(pandas DataFrame, 1 columns, declared schema)"
+    assert repr(sd) == "SiteData(pandas DataFrame, 1 column, declared schema)"
     (batch,) = sd.batches(["x"])
     assert "123" not in repr(batch)
     assert isinstance(batch, Batch)
