@@ -10,7 +10,7 @@ Examples
 """
 
 from safeflow import errors
-from safeflow.api import crosstab, describe, histogram
+from safeflow.api import crosstab, describe, glm, histogram
 from safeflow.data import SQL, Column, Schema
 from safeflow.federation import Federation, Site
 from safeflow.release import Release
@@ -28,5 +28,6 @@ __all__ = [
     "crosstab",
     "describe",
     "errors",
+    "glm",
     "histogram",
 ]

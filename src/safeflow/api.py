@@ -19,6 +19,7 @@ from typing import Any
 
 from safeflow.analyses.crosstab import Crosstab
 from safeflow.analyses.describe import Describe
+from safeflow.analyses.glm import FAMILIES, GLM
 from safeflow.analyses.histogram import Histogram, check_edges
 from safeflow.errors import InvalidParameter
 from safeflow.federation import Federation
@@ -102,3 +103,50 @@ def crosstab(fed: Federation, rows: str, cols: str, *, protocol: str = "masking"
     """
     return _check_fed(fed).run(Crosstab({"rows": rows, "cols": cols}), protocol=protocol,
                                **options)
+
+
+def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
+        offset: str | None = None, penalty: float = 0.0, protocol: str = "masking",
+        max_iter: int = 50, tol: float = 1e-10, **options: Any) -> Release:
+    """Fit a GLM exactly as if all rows were pooled (Newton/IRLS over secure sums).
+
+    Parameters
+    ----------
+    fed : sf.Federation
+    y : str
+        Outcome column (binomial: 0/1 or a two-level column; poisson: counts).
+    X : list of str
+        Covariates; categorical ones expand against their first declared level.
+    family : {"gaussian", "binomial", "poisson"}
+    offset : str, optional
+        A numeric column added to the linear predictor (e.g. log exposure).
+    penalty : float
+        Ridge penalty ``λ/2 ||β||²`` on all coefficients but the intercept.
+    protocol : {"masking", "he", "plain"}
+
+    Returns
+    -------
+    Release
+        ``.value`` is a :class:`~safeflow.analyses.glm_result.GLMResult` (``coef``,
+        ``summary``, ``deviance``, ``aic``, ``iterations``, ``plot()``).
+
+    Examples
+    --------
+    >>> import pandas as pd, safeflow as sf
+    >>> s = sf.Schema([sf.Column("x", bounds=(0, 10)), sf.Column("y", bounds=(0, 30))])
+    >>> df = pd.DataFrame({"x": [1.0, 2, 3, 4], "y": [2.0, 4.1, 5.9, 8.0]})
+    >>> fed = sf.Federation.local([sf.Site("a", df[:2], "CN", schema=s),
+    ...                           sf.Site("b", df[2:], "NL", schema=s)],
+    ...                          destination="NL", purpose="scientific-research")
+    >>> round(float(sf.glm(fed, "y", ["x"], protocol="plain").value.coef["x"]), 2)
+    1.99
+    """
+    if family not in FAMILIES:
+        raise InvalidParameter(f"family must be one of {list(FAMILIES)}; got {family!r}")
+    if isinstance(X, str) or not isinstance(X, Sequence):
+        raise InvalidParameter("X must be a list of covariate names, e.g. ['arm', 'age']")
+    if not (isinstance(penalty, int | float) and penalty >= 0):
+        raise InvalidParameter(f"penalty must be a number >= 0; got {penalty!r}")
+    params = {"y": y, "X": list(X), "family": family, "offset": offset,
+              "penalty": float(penalty), "max_iter": int(max_iter), "tol": float(tol)}
+    return _check_fed(fed).run(GLM(params), protocol=protocol, **options)

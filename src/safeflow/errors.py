@@ -17,6 +17,8 @@ contains the sensitive number that caused it (STYLE.md item 11).
     │   ├── InvalidKey (ValueError)          malformed or low-order public key, bad length
     │   ├── DecryptionError                  authentication tag mismatch, wrong key
     │   └── InsecureParameters (ValueError)  HE / masking parameters below 128-bit security
+    ├── ConvergenceError (ArithmeticError)   a model cannot be fitted: separation, singular
+    │                                        information matrix, no convergence
     ├── ProtocolError                        a protocol run cannot continue
     │   ├── EncodingOverflow (OverflowError) a value does not fit the fixed-point ring
     │   ├── TooFewSurvivors                  fewer than t sites survived: nothing is released
@@ -84,6 +86,10 @@ class InsecureParameters(CryptoError, ValueError):
     """Cryptographic parameters below the 128-bit security level were requested."""
 
 
+class ConvergenceError(SafeflowError, ArithmeticError):
+    """A model cannot be fitted; the message names the likely cause and the fix."""
+
+
 class ProtocolError(SafeflowError):
     """A privacy protocol run cannot continue."""
 
@@ -137,6 +143,7 @@ class ExportDenied(ReleaseError, PermissionError):
 
 
 __all__ = [
+    "ConvergenceError",
     "CryptoError",
     "DataError",
     "DecryptionError",
@@ -158,6 +165,6 @@ __all__ = [
     "SpecError",
     "TooFewSurvivors",
     "TransportError",
-    "UnexpectedStage",
     "Uncertified",
+    "UnexpectedStage",
 ]

@@ -177,6 +177,8 @@ class Federation:
                                max_envelope_bytes=self.max_envelope_bytes,
                                dropouts=self._faults.get("dropouts", {}),
                                tamper=self._faults.get("tamper"))
+        if not analysis.state:
+            analysis.state = analysis.initial_state(self.public_schema)
         server.setup(channel)
         rounds, contributors = 0, set(info.sites)
         while True:

@@ -148,9 +148,8 @@ class StatLayout:
                     f"statistic {s.name!r} is not finite (NaN or inf); check the site's data "
                     "against its schema"
                 )
-            if s.kind == "count" and a.size:
-                if np.any(a < 0) or np.any(a != np.round(a)):
-                    raise ProtocolError(f"count {s.name!r} must hold non-negative integers")
+            if s.kind == "count" and a.size and (np.any(a < 0) or np.any(a != np.round(a))):
+                raise ProtocolError(f"count {s.name!r} must hold non-negative integers")
 
     def flatten(self, stats: Mapping[str, np.ndarray]) -> np.ndarray:
         """Concatenate the arrays of ``stats`` in layout order as float64."""

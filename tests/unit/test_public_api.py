@@ -14,7 +14,7 @@ from tests.conftest import LUNG_SCHEMA, lung, lung_federation
 def test_public_names_are_exactly_these() -> None:
     assert sorted(sf.__all__) == sorted([
         "SQL", "Column", "Federation", "Release", "Schema", "Site", "__version__", "crosstab",
-        "describe", "errors", "histogram"])
+        "describe", "errors", "glm", "histogram"])
 
 
 def test_errors_form_one_tree() -> None:
@@ -35,7 +35,7 @@ def test_site_validation(kwargs: dict, msg: str) -> None:
 
 def test_federation_validation() -> None:
     a = sf.Site("a", lung(), "CN", schema=LUNG_SCHEMA)
-    with pytest.raises(sf.errors.InvalidParameter, match="2..1024 sites"):
+    with pytest.raises(sf.errors.InvalidParameter, match=r"2\.\.1024 sites"):
         sf.Federation.local([a], destination="NL", purpose="x")
     b = sf.Site("a", lung(), "NL", schema=LUNG_SCHEMA)
     with pytest.raises(sf.errors.InvalidParameter, match="unique"):
@@ -63,7 +63,7 @@ def test_analysis_argument_errors() -> None:
         sf.histogram(fed, "age", bins=[50, 40])
     with pytest.raises(sf.errors.InvalidParameter, match="categorical or binary"):
         sf.crosstab(fed, "age", "sex")
-    with pytest.raises(sf.errors.InvalidParameter, match="sf.Federation"):
+    with pytest.raises(sf.errors.InvalidParameter, match=r"sf\.Federation"):
         sf.describe(pd.DataFrame(), ["age"])
 
 

@@ -12,13 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from safeflow.analyses._base import Analysis, Done, Next
-from safeflow.analyses.crosstab import Crosstab
-from safeflow.analyses.describe import Describe
-from safeflow.analyses.histogram import Histogram
+from safeflow.analyses import crosstab, describe, glm, histogram  # noqa: F401 - registers them
+from safeflow.analyses._base import ANALYSES, Analysis, Done, Next, register
 from safeflow.errors import ProtocolError
-
-ANALYSES: dict[str, type[Analysis]] = {a.name: a for a in (Describe, Histogram, Crosstab)}
 
 
 def analysis_from_request(request: Mapping[str, Any]) -> Analysis:
@@ -30,4 +26,4 @@ def analysis_from_request(request: Mapping[str, Any]) -> Analysis:
     return ANALYSES[request["analysis"]](request["params"], request["state"])
 
 
-__all__ = ["ANALYSES", "Analysis", "Done", "Next", "analysis_from_request"]
+__all__ = ["ANALYSES", "Analysis", "Done", "Next", "analysis_from_request", "register"]

@@ -56,6 +56,10 @@ class Analysis(ABC):
         self.params = dict(params)
         self.state = dict(state or {})
 
+    def initial_state(self, schema: Schema) -> dict[str, Any]:
+        """State of the first round (default: none)."""
+        return {}
+
     def request(self) -> dict[str, Any]:
         """The JSON-able request sent to sites for the current round."""
         return {"analysis": self.name, "params": self.params, "state": self.state}
@@ -76,6 +80,18 @@ class Analysis(ABC):
     def combine(self, totals: Mapping[str, np.ndarray], schema: Schema,
                 ctx: Mapping[str, Any]) -> Done | Next:
         """Secure totals -> next state or final value."""
+
+
+#: every analysis class, by name (filled by :func:`register` when its module is imported)
+ANALYSES: dict[str, type[Analysis]] = {}
+
+
+def register(cls: type[Analysis]) -> type[Analysis]:
+    """Class decorator: make an analysis reachable from round requests at the sites."""
+    if cls.name in ANALYSES and ANALYSES[cls.name] is not cls:
+        raise InvalidParameter(f"two analyses are named {cls.name!r}")
+    ANALYSES[cls.name] = cls
+    return cls
 
 
 def check_columns(schema: Schema, names: list[str], *, kinds: tuple[str, ...] | None = None,

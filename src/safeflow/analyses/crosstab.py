@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from safeflow.analyses._base import Analysis, Done, check_columns, count_spec, levels
+from safeflow.analyses._base import Analysis, Done, check_columns, count_spec, levels, register
 from safeflow.analyses.describe import _table_facts
 from safeflow.data import Schema, SiteData
 from safeflow.statspec import StatLayout
 
 
+@register
 class Crosstab(Analysis):
     """Counts per (row level, column level)."""
 

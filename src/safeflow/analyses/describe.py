@@ -37,12 +37,14 @@ from safeflow.analyses._base import (
     group_codes,
     levels,
     magnitude_bound,
+    register,
     site_slot,
 )
 from safeflow.data import Column, Schema, SiteData
 from safeflow.statspec import StatLayout, StatSpec
 
 
+@register
 class Describe(Analysis):
     """The Table 1 analysis (see module docstring)."""
 

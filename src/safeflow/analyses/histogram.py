@@ -11,13 +11,22 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from safeflow.analyses._base import Analysis, Done, check_columns, count_spec, group_codes, levels
+from safeflow.analyses._base import (
+    Analysis,
+    Done,
+    check_columns,
+    count_spec,
+    group_codes,
+    levels,
+    register,
+)
 from safeflow.analyses.describe import _table_facts
 from safeflow.data import Schema, SiteData
 from safeflow.errors import InvalidParameter
@@ -37,13 +46,14 @@ def check_edges(bins: Any) -> list[float]:
     except (TypeError, ValueError) as e:
         raise InvalidParameter(f"bins must be a list of numbers; got {bins!r}") from e
     if len(edges) < 2 or not all(np.isfinite(edges)) or any(
-            b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            b <= a for a, b in itertools.pairwise(edges)):
         raise InvalidParameter(
             "bins must be at least two finite, strictly increasing edges, e.g. [20, 30, 40]; "
             f"got {bins!r}")
     return edges
 
 
+@register
 class Histogram(Analysis):
     """Counts per bin (and group)."""
 
@@ -83,7 +93,7 @@ class Histogram(Analysis):
                 ctx: Mapping[str, Any]) -> Done:
         edges = check_edges(self.params["bins"])
         groups = self._groups(schema)
-        labels = (["below"] + [f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:], strict=False)]
+        labels = (["below"] + [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
                   + ["above"])
         labels[-2] = labels[-2][:-1] + "]"
         recs = []

@@ -125,7 +125,7 @@ class ParquetSource(Source):
     ) -> Iterator[pa.RecordBatch]:
         for file in self._files:
             try:
-                pf = pq.ParquetFile(file, pre_buffer=True)
+                pf = pq.ParquetFile(file, pre_buffer=False)
             except ARROW_ERRORS as e:
                 raise self._error("cannot be opened", e) from None
             try:

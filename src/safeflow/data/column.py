@@ -220,7 +220,14 @@ class Column:
         return float(r)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return this column as a JSON-able dict (see :meth:`Schema.to_dict`)."""
+        """Return this column as a JSON-able dict (see :meth:`Schema.to_dict`).
+
+        Examples
+        --------
+        >>> from safeflow.data import Column
+        >>> Column("sex", kind="binary", categories=("F", "M")).to_dict()["categories"]
+        ['F', 'M']
+        """
         return {
             "name": self.name,
             "role": self.role,
@@ -235,7 +242,14 @@ class Column:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Column:
-        """Build a column from :meth:`to_dict` output; unknown keys are a SchemaError."""
+        """Build a column from :meth:`to_dict` output; unknown keys are a SchemaError.
+
+        Examples
+        --------
+        >>> from safeflow.data import Column
+        >>> Column.from_dict({"name": "age", "bounds": [0, 120]}).bounds
+        (0.0, 120.0)
+        """
         if not isinstance(d, Mapping):
             raise SchemaError(f"a column must be a mapping; got {type(d).__name__}")
         unknown = sorted(set(d) - _COLUMN_KEYS)

@@ -191,6 +191,10 @@ def open_source(data: Any) -> Source:
     """
     if isinstance(data, Source):
         return data
+    from safeflow.data.site_data import SiteData  # here: site_data imports this module
+
+    if isinstance(data, SiteData):
+        return data._source
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pa.Table):

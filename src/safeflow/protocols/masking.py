@@ -44,13 +44,13 @@ from safeflow.crypto.shamir import Share, combine_shares, split_secret
 from safeflow.envelope import Payload
 from safeflow.errors import CryptoError, ProtocolError
 from safeflow.protocols._base import (
-    bounds_meta,
     Channel,
     LocalStats,
     ServerHalf,
     SessionInfo,
     SiteHalf,
     SumResult,
+    bounds_meta,
 )
 from safeflow.protocols.encoding import RingCodec, ring_size
 from safeflow.statspec import StatLayout
@@ -285,7 +285,7 @@ class MaskingSite(SiteHalf):
             if first:
                 self._s_shares[u] = body[:_SHARE_LEN]
             self._b_shares[u] = body[-_SHARE_LEN:]
-        layout, vec = self.encode(payload, local)
+        _, vec = self.encode(payload, local)
         n = vec.size
         vec = vec + self_mask(self.info, self._seed, round, self.site, n)
         for v in members:

@@ -19,7 +19,14 @@ import numpy as np
 
 from safeflow.envelope import Payload
 from safeflow.errors import ProtocolError
-from safeflow.protocols._base import Channel, bounds_meta, LocalStats, ServerHalf, SiteHalf, SumResult
+from safeflow.protocols._base import (
+    Channel,
+    LocalStats,
+    ServerHalf,
+    SiteHalf,
+    SumResult,
+    bounds_meta,
+)
 from safeflow.protocols.encoding import RingCodec, ring_size
 from safeflow.statspec import StatLayout
 

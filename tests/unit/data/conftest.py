@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sfdata_helpers import make_frame, write_sources
+
+from tests.unit.data.sfdata_helpers import make_frame, write_sources
 
 
 @pytest.fixture(scope="session")

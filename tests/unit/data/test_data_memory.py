@@ -22,7 +22,7 @@ import safeflow
 
 N_ROWS = 2_000_000
 ROW_GROUP = 100_000
-N_COLUMNS = 8  # the file is ~160 MB uncompressed; streamed, only "x" is ever read
+N_COLUMNS = 12  # the file is ~190 MB uncompressed; streamed, only the asked columns are read
 LIMIT_MB = 150
 
 _PROBE = """
@@ -47,7 +47,7 @@ else:
     total = 0.0
     for batch in sd.batches(columns, batch_size=65_536):
         total += float(batch["x"].sum())
-        time.sleep(0.002)  # an analysis is slower than the reader: no read-ahead may pile up
+        time.sleep(0.004)  # an analysis is slower than the reader: no read-ahead may pile up
 print(json.dumps({"growth_mb": (kb() - before) / 1024, "total": total}))
 """
 

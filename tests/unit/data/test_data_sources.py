@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sfdata_helpers import COLUMNS, N_ROWS, SCHEMA
 
 from safeflow.data import SQL, Column, Schema, SiteData
 from safeflow.data.site_data import _rebatch
 from safeflow.errors import DataError, InvalidParameter, SchemaError
+from tests.unit.data.sfdata_helpers import COLUMNS, N_ROWS, SCHEMA
 
 SOURCE_NAMES = [
     "pandas",
@@ -211,3 +211,40 @@ def test_record_batch_and_dict_schema_are_accepted(frame: pd.DataFrame) -> None:
     sd = SiteData(rb, SCHEMA.to_dict())
     assert sd.schema == SCHEMA
     assert sum(len(b) for b in sd.batches(["time"])) == N_ROWS
+
+
+def test_sql_config_reaches_duckdb(frame: pd.DataFrame) -> None:
+    q = SQL("SELECT * FROM v", config={"threads": 1, "memory_limit": "256MB"}, tables={"v": frame})
+    assert SiteData(q, SCHEMA).n_rows() == N_ROWS
+    with pytest.raises(DataError, match="not recognized"):
+        SiteData(SQL("SELECT 1 AS x", config={"no_such_setting": 1}))
+
+
+def test_sql_holding_tables_is_not_picklable(frame: pd.DataFrame) -> None:
+    import pickle
+
+    plain = SQL("SELECT 1 AS x", config={"threads": 1})
+    assert pickle.loads(pickle.dumps(plain)) == plain
+    with pytest.raises(DataError, match="site data never leaves its site"):
+        pickle.dumps(SQL("SELECT * FROM v", tables={"v": frame}))
+
+
+def test_parquet_directory_files_must_share_the_asked_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1.0, 2.0], "y": [1.0, 1.0]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"x": [3.0]}), tmp_path / "b.parquet")
+    sd = SiteData(tmp_path, Schema([Column("x"), Column("y")]))
+    assert sd.n_rows() == 3
+    got = np.concatenate([b["x"] for b in sd.batches(["x"], batch_size=2)])
+    np.testing.assert_array_equal(got, [1.0, 2.0, 3.0])
+    with pytest.raises(DataError, match=r"'b.parquet' in .* lacks the columns \['y'\]"):
+        list(sd.batches(["y"]))
+
+
+def test_schema_infer_accepts_site_data(frame: pd.DataFrame) -> None:
+    from safeflow.data import InferredSchemaWarning
+
+    with pytest.warns(InferredSchemaWarning):
+        inferred = Schema.infer(SiteData(frame, SCHEMA))
+    assert inferred.column("mrn").role == "identifier"

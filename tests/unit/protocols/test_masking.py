@@ -49,7 +49,7 @@ def test_exact_sum_with_k_dropouts_at_each_stage(stage: tuple[int, str], k: int)
 def test_below_threshold_aborts_and_releases_nothing(stage: tuple[int, str]) -> None:
     fed = lung_federation(N_SITES)
     fed.simulate_faults(dropouts={f"site{i}": stage for i in range(3)})
-    with pytest.raises(TooFewSurvivors, match="threshold is 3.*nothing was released"):
+    with pytest.raises(TooFewSurvivors, match=r"threshold is 3.*nothing was released"):
         sf.describe(fed, ["age"], protocol="masking")
 
 
@@ -71,7 +71,7 @@ def test_masked_vectors_hide_the_statistics() -> None:
     sf.describe(plain_fed, ["sex"], protocol="plain")
     from safeflow.envelope import Envelope
 
-    for site, raw in seen.items():
+    for raw in seen.values():
         masked = Envelope.from_bytes(raw).payload.arrays["vector"]
         # counts are small numbers in the clear; masked words look uniform over 2^64
         assert np.all(masked > np.uint64(2**40))
@@ -84,7 +84,8 @@ def test_multi_round_reuses_keys_and_refreshes_masks() -> None:
     m2 = pair_mask(info, shared, 2, "a", "b", 8)
     assert not np.array_equal(m1, m2)
     assert np.array_equal(m1, pair_mask(info, shared, 1, "b", "a", 8))  # symmetric in the pair
-    assert not np.array_equal(self_mask(info, shared, 1, "a", 8), self_mask(info, shared, 1, "b", 8))
+    assert not np.array_equal(self_mask(info, shared, 1, "a", 8),
+                              self_mask(info, shared, 1, "b", 8))
 
 
 def test_mask_generator_known_answer() -> None:
