@@ -214,10 +214,8 @@ def parent_peak_mb() -> float:
 
 
 def machine() -> dict[str, str]:
-    """CPU model, cores, RAM, OS, Python and library versions."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
+    """CPU model, cores, RAM, OS, Python and library versions (without importing them)."""
+    from importlib.metadata import version
 
     cpu = platform.processor() or platform.machine()
     ram = "unknown"
@@ -239,17 +237,23 @@ def machine() -> dict[str, str]:
         "RAM": ram,
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
-        "numpy": np.__version__,
-        "libraries": f"pandas {pd.__version__}, pyarrow {pa.__version__}",
+        "numpy": version("numpy"),
+        "libraries": f"pandas {version('pandas')}, pyarrow {version('pyarrow')}",
     }
 
 
-def render(results: list[dict[str, Any]], path: Path, rows: int, protocol: str,
+def load() -> str:
+    """The 1/5/15-minute load averages (the machine may be shared)."""
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def render(results: list[dict[str, Any]], path: Path, meta: dict[str, Any], protocol: str,
            command: str, elapsed: float, driver_peak: float) -> str:
     """The markdown report."""
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).metadata
+    rows = int(meta["rows"])
     sfr = next(r for r in results if r["mode"] == "safeflow")
     lines = [
         "# describe memory benchmark",
@@ -260,11 +264,12 @@ def render(results: list[dict[str, Any]], path: Path, rows: int, protocol: str,
         "",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `{command}`",
-        f"- run time: {elapsed:.0f} s (file generation excluded when cached)",
+        f"- run time: {elapsed:.0f} s (file generation excluded when cached); load average "
+        f"(1/5/15 min) at the end: {load()} on {os.cpu_count()} cores",
     ]
     lines += [f"- {k}: {v}" for k, v in machine().items()]
     lines += [
-        f"- file: {meta.num_rows:,} rows, {meta.num_row_groups} row groups, "
+        f"- file: {meta['rows']:,} rows, {meta['row_groups']} row groups, "
         f"{path.stat().st_size / 1e6:,.1f} MB on disk (snappy), columns age (float64), "
         "sex (int64 codes 1/2), time (float64)",
         f"- call: `sf.describe(fed, {COLUMNS}, protocol={protocol!r})` on a 2-site local "
@@ -339,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.path, args.rows, args.protocol)))
         return 0
     if args.generate:
-        print(generate(args.rows, args.cache))
+        path = generate(args.rows, args.cache)
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        print(json.dumps({"path": str(path), "rows": meta.num_rows,
+                          "row_groups": meta.num_row_groups}))
         return 0
     if args.quick:
         args.rows = 2 * 10**5
@@ -353,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     # Linux carries a process's RSS high-water mark across fork/exec into the child's
     # ru_maxrss, so this driver stays lean (standard library only) until the measurements
     # are done: the file is generated in a child process too.
-    path = Path(_run_child("--generate", "--rows", str(args.rows), "--cache", str(args.cache)))
+    info = json.loads(_run_child("--generate", "--rows", str(args.rows),
+                                 "--cache", str(args.cache)))
+    path = Path(info["path"])
     driver_peak = parent_peak_mb()
     results = []
     for mode in ("safeflow", "pandas"):
@@ -366,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             abs(sfr["means"][c] - pdr["means"][c]) > 1e-9 * abs(pdr["means"][c]) + 1e-12
             for c in ("age", "time")):
         raise AssertionError(f"safeflow and pandas disagree: {sfr} vs {pdr}")
-    text = render(results, path, args.rows, args.protocol, command,
+    text = render(results, path, info, args.protocol, command,
                   time.perf_counter() - start, driver_peak)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -139,7 +139,7 @@ def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
     ...                           sf.Site("b", df[2:], "NL", schema=s)],
     ...                          destination="NL", purpose="scientific-research")
     >>> round(float(sf.glm(fed, "y", ["x"], protocol="plain").value.coef["x"]), 2)
-    1.99
+    1.98
     """
     if family not in FAMILIES:
         raise InvalidParameter(f"family must be one of {list(FAMILIES)}; got {family!r}")

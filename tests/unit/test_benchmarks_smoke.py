@@ -11,7 +11,9 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +22,31 @@ BENCH = ROOT / "benchmarks"
 NUMBER = r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?"
 
 
-def _run(script: str, out: Path, *extra: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / script), "--quick", "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
-    assert proc.returncode == 0, proc.stderr
+@pytest.fixture(scope="module")
+def quick_runs(
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Any, Path]]]:
+    """Start both ``--quick`` runs at once (they are independent; this halves the wait)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    extra = {"describe_memory.py": ["--cache", str(tmp / "cache")]}
+    runs = {}
+    for script in ("secure_sum.py", "describe_memory.py"):
+        out = tmp / script.replace(".py", ".md")
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / script), "--quick", "--out", str(out),
+             *extra.get(script, [])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        runs[script] = (proc, out)
+    yield runs
+    for proc, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _run(runs: dict[str, tuple[Any, Path]], script: str) -> str:
+    proc, out = runs[script]
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
     assert out.is_file()
     return out.read_text()
 
@@ -48,8 +70,8 @@ def _machine_and_command(text: str, script: str) -> None:
         assert key in text, key
 
 
-def test_secure_sum_quick_writes_every_row(tmp_path: Path) -> None:
-    text = _run("secure_sum.py", tmp_path / "secure_sum.md")
+def test_secure_sum_quick_writes_every_row(quick_runs: dict[str, tuple[Any, Path]]) -> None:
+    text = _run(quick_runs, "secure_sum.py")
     _machine_and_command(text, "secure_sum.py")
     protocols = ["plain", "masking"] + (["he-bfv", "he-ckks"] if _he_available() else [])
     for proto in protocols:
@@ -57,8 +79,8 @@ def test_secure_sum_quick_writes_every_row(tmp_path: Path) -> None:
             row = _row(text, proto, kind)
             # critical path, x numpy, slowest site, aggregator, wall, up, down, total, x raw,
             # set-up time, set-up bytes, error: all numbers
-            assert len(row) == 14, row
-            for cell in row[2:]:
+            assert len(row) == 15, row
+            for cell in row[2:14]:
                 assert re.fullmatch(NUMBER, cell), (proto, kind, cell)
     for kind, ring in (("counts", "10,000"), ("reals", "20,000")):
         assert re.fullmatch(NUMBER, _row(text, kind)[1])  # numpy baseline
@@ -73,9 +95,9 @@ def test_secure_sum_quick_writes_every_row(tmp_path: Path) -> None:
             assert all(re.fullmatch(NUMBER, c) for c in row[2:6]), row
 
 
-def test_describe_memory_quick_writes_both_rows(tmp_path: Path) -> None:
-    text = _run("describe_memory.py", tmp_path / "describe_memory.md",
-                "--cache", str(tmp_path / "cache"))
+def test_describe_memory_quick_writes_both_rows(
+        quick_runs: dict[str, tuple[Any, Path]]) -> None:
+    text = _run(quick_runs, "describe_memory.py")
     _machine_and_command(text, "describe_memory.py")
     for method in ("safeflow sf.describe (masking)", "pandas read_parquet + describe (peer)"):
         row = _row(text, method)

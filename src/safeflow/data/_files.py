@@ -1,4 +1,4 @@
-"""File sources: CSV read block by block, Parquet fragment by fragment (internal)."""
+"""File sources: CSV read block by block, Parquet file by file and row group by row group."""
 
 from __future__ import annotations
 

@@ -13,13 +13,13 @@ BFV (``scheme="bfv"``, default): exact
 Sites encrypt the same :class:`~safeflow.protocols.encoding.RingCodec` integers as
 ``plain`` and ``masking``, so the decoded totals are bit-identical to theirs. A slot holds
 any sum below ``2^C`` exactly (``C = 59`` for the default 60-bit plain modulus ``t``).
-:class:`SlotPacking` packs several fields per slot: a value of width ``w`` bits (from
-``RingCodec.widths()``) occupies fields of ``limb + carry`` bits, ``carry =
-ceil(log2(members))``, so the sum over all members never leaves its field; values wider
+:class:`SlotPacking` packs several fields per slot: a ring element of width ``w`` bits
+(from ``RingCodec.widths()``) occupies fields of ``limb + carry`` bits, ``carry =
+ceil(log2(members))``, so the sum over all members never leaves its field; elements wider
 than ``C - carry`` are split into limbs. Counts of bound ``2^20`` (21 bits) with 10 members
-take 25-bit fields, two per slot; 54-bit reals take one slot each (two limbs beyond 32
-members). The packing is public: both sides recompute it from the widths, the number of
-members and ``C`` (announced as ``packing`` at set-up). After decryption customs checks
+take 25-bit fields, two per slot; a real is two 48-bit ring elements, one slot each. The
+packing is public: both sides recompute it from the widths, the number of members and
+``C`` (announced as ``packing`` at set-up). After decryption customs checks
 that every field is within ``contributors · (2^limb - 1)`` and every padding bit is zero:
 a damaged or invalid ciphertext decrypts to random slots and is refused, not summed.
 
@@ -93,15 +93,19 @@ from safeflow.protocols._base import (
     SessionInfo,
     SiteHalf,
     SumResult,
+    bounds_meta,
+    parse_bounds,
 )
-from safeflow.protocols.encoding import MAX_SITES, RingCodec
+from safeflow.protocols.encoding import MAX_SITES, RingCodec, bound_exponent
 from safeflow.statspec import StatLayout
 
 CONTEXT: Final = "he_context"
 INPUT: Final = "encrypted_input"
 PROTECTION: Final[dict[str, str]] = {"bfv": "bfv-ciphertext", "ckks": "ckks-ciphertext"}
 PACKING_RULES: Final[dict[str, str]] = {
-    "bfv": "safeflow-bfv-slots-v1", "ckks": "safeflow-ckks-normalised-v1"}
+    "bfv": "safeflow-bfv-slots-v1",
+    "ckks": "safeflow-ckks-normalised-v1",
+}
 #: CKKS: bits kept free above the largest possible sum.
 CKKS_HEADROOM_BITS: Final = 3
 #: Noise flooding: statistical security bits ``s`` and decryptions ``D`` per key.
@@ -157,8 +161,9 @@ class SlotPacking:
     n_members: int
 
     @classmethod
-    def plan(cls, widths: Sequence[tuple[int, int, int]], *, n_members: int,
-             slot_bits: int) -> SlotPacking:
+    def plan(
+        cls, widths: Sequence[tuple[int, int, int]], *, n_members: int, slot_bits: int
+    ) -> SlotPacking:
         """Pack ``(start, stop, width_bits)`` ranges for sums over ``n_members`` sites."""
         if not 1 <= n_members <= MAX_SITES:
             raise InvalidParameter(f"members must be 1..{MAX_SITES}; got {n_members}")
@@ -180,8 +185,9 @@ class SlotPacking:
                 field = bits + carry
                 per = min(slot_bits, 63) // field
                 slots = -(-(stop - start) // per)
-                cols.append(PackedColumn(start, stop, width, shift, bits, field, per, offset,
-                                         slots))
+                cols.append(
+                    PackedColumn(start, stop, width, shift, bits, field, per, offset, slots)
+                )
                 offset, shift = offset + slots, shift + bits
         return cls(tuple(cols), size, offset, slot_bits, n_members)
 
@@ -215,11 +221,15 @@ class SlotPacking:
             s = s_all[c.offset : c.offset + c.slots]
             mask = np.uint64((1 << c.field_bits) - 1)
             fields = np.concatenate(
-                [(s >> np.uint64(i * c.field_bits)) & mask for i in range(c.per_slot)])
+                [(s >> np.uint64(i * c.field_bits)) & mask for i in range(c.per_slot)]
+            )
             n = c.stop - c.start
             limit = np.uint64(n_contributors * ((1 << c.bits) - 1))
-            if (np.any(s >> np.uint64(c.per_slot * c.field_bits)) or np.any(fields[:n] > limit)
-                    or np.any(fields[n:])):
+            if (
+                np.any(s >> np.uint64(c.per_slot * c.field_bits))
+                or np.any(fields[:n] > limit)
+                or np.any(fields[n:])
+            ):
                 raise ProtocolError(
                     "the decrypted BFV total is outside what the packing allows: a site sent "
                     "an invalid or damaged ciphertext. Nothing was released; drop the site "
@@ -261,15 +271,17 @@ def ckks_flood_sd(params: HEParams, n_members: int) -> float:
     >>> f"{ckks_flood_sd(p, 10):.2e}", f"{ckks_flood_sd(p, 10) * 2**20:.1e}"
     ('4.37e-10', '4.6e-04')
     """
-    err = (n_members * ckks_fresh_noise(params.poly_modulus_degree,
-                                        params.special_modulus_bits)
-           * 2.0 ** -ckks_scale_bits(params.data_modulus_bits, n_members))
+    err = (
+        n_members
+        * ckks_fresh_noise(params.poly_modulus_degree, params.special_modulus_bits)
+        * 2.0 ** -ckks_scale_bits(params.data_modulus_bits, n_members)
+    )
     return max(FLOOD_FACTOR * err, n_members * _FLOOD_FLOOR)
 
 
 def _exponent(bound: float) -> int:
-    m, e = math.frexp(bound)
-    return e - 1 if m == 0.5 else e
+    """The power of two a statistic is divided by: ``bound <= 2^e``."""
+    return bound_exponent(np.array([bound]))
 
 
 @dataclass(frozen=True)
@@ -282,15 +294,20 @@ class _RoundPlan:
     scale: float | None = None  # CKKS
 
     @classmethod
-    def make(cls, params: HEParams, layout: StatLayout, bounds: Sequence[float],
-             n_members: int) -> _RoundPlan:
+    def make(
+        cls, params: HEParams, layout: StatLayout, bounds: Sequence[float], n_members: int
+    ) -> _RoundPlan:
         if params.scheme == "bfv":
-            packing = SlotPacking.plan(RingCodec(layout, bounds).widths(),
-                                       n_members=n_members, slot_bits=params.slot_bits)
+            packing = SlotPacking.plan(
+                RingCodec(layout, bounds).widths(), n_members=n_members, slot_bits=params.slot_bits
+            )
             return cls(_chunks(packing.n_slots, params.slots), packing=packing)
         exps = np.repeat([_exponent(b) for b in bounds], [s.size for s in layout.specs])
-        return cls(_chunks(layout.size, params.slots), exponents=exps.astype(np.int64),
-                   scale=2.0 ** ckks_scale_bits(params.data_modulus_bits, n_members))
+        return cls(
+            _chunks(layout.size, params.slots),
+            exponents=exps.astype(np.int64),
+            scale=2.0 ** ckks_scale_bits(params.data_modulus_bits, n_members),
+        )
 
 
 def _chunks(total: int, per: int) -> tuple[int, ...]:
@@ -303,13 +320,6 @@ def _packing_meta(params: HEParams) -> dict[str, Any]:
     return {"rule": PACKING_RULES["ckks"], "headroom_bits": CKKS_HEADROOM_BITS}
 
 
-def _bounds(payload: Payload, layout: StatLayout) -> list[float]:
-    bounds = payload.meta.get("bounds")
-    if not isinstance(bounds, list) or len(bounds) != len(layout.specs):
-        raise ProtocolError("the request's bounds do not match the analysis layout")
-    return [float(b) for b in bounds]
-
-
 class _Customs:
     """Customs: the only holder of the secret key. It decrypts totals, nothing else.
 
@@ -317,14 +327,14 @@ class _Customs:
     noise-flooded here, so no raw CKKS decryption ever leaves this object.
     """
 
-    def __init__(self, secret: Any, params: HEParams,
-                 rng: np.random.Generator | None) -> None:
+    def __init__(self, secret: Any, params: HEParams, rng: np.random.Generator | None) -> None:
         self._secret, self._params = secret, params
         self._rng = rng if rng is not None else np.random.default_rng()
         self.decryptions = 0
 
-    def decrypt_total(self, blobs: Sequence[bytes], plan: _RoundPlan, *, n_members: int,
-                      n_contributors: int) -> np.ndarray:
+    def decrypt_total(
+        self, blobs: Sequence[bytes], plan: _RoundPlan, *, n_members: int, n_contributors: int
+    ) -> np.ndarray:
         p = self._params
         if p.scheme == "ckks" and self.decryptions + len(blobs) > MAX_CKKS_DECRYPTIONS:
             raise ProtocolError(
@@ -333,9 +343,19 @@ class _Customs:
                 "makes a fresh key"
             )
         self.decryptions += len(blobs)
-        parts = [np.asarray(load_vector(self._secret, b, scheme=p.scheme, size=n,
-                                        scale=plan.scale, source="the aggregate").decrypt())
-                 for b, n in zip(blobs, plan.sizes, strict=True)]
+        parts = [
+            np.asarray(
+                load_vector(
+                    self._secret,
+                    b,
+                    scheme=p.scheme,
+                    size=n,
+                    scale=plan.scale,
+                    source="the aggregate",
+                ).decrypt()
+            )
+            for b, n in zip(blobs, plan.sizes, strict=True)
+        ]
         if p.scheme == "bfv":
             v = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
             return np.where(v < 0, v + p.plain_modulus, v).astype(np.uint64)
@@ -349,8 +369,9 @@ class _Customs:
         return y + self._rng.normal(0.0, ckks_flood_sd(p, n_members), y.size)
 
 
-def _aggregate(public: Any, params: HEParams, plan: _RoundPlan,
-               replies: Mapping[str, Payload]) -> tuple[list[bytes], int]:
+def _aggregate(
+    public: Any, params: HEParams, plan: _RoundPlan, replies: Mapping[str, Payload]
+) -> tuple[list[bytes], int]:
     """The aggregator's step: check and add the sites' ciphertexts under the public context.
 
     Returns the serialised sums and the number of ciphertext bytes received.
@@ -360,16 +381,28 @@ def _aggregate(public: Any, params: HEParams, plan: _RoundPlan,
     acc: list[Any] = []
     received = 0
     for site, p in replies.items():
-        if (p.protection != PROTECTION[scheme] or dict(p.meta) != {"scheme": scheme}
-                or p.arrays or set(p.blobs) != set(names)):
+        if (
+            p.protection != PROTECTION[scheme]
+            or dict(p.meta) != {"scheme": scheme}
+            or p.arrays
+            or set(p.blobs) != set(names)
+        ):
             raise ProtocolError(
                 f"site {site!r} sent a malformed {INPUT!r} message: expected "
                 f"{PROTECTION[scheme]} with blobs ct:0..ct:{len(names) - 1} and scheme "
                 f"{scheme!r}. Nothing was summed; drop the site or rerun the round"
             )
-        vecs = [load_vector(public, p.blobs[n], scheme=scheme, size=size, scale=plan.scale,
-                            source=f"site {site!r} {n}")
-                for n, size in zip(names, plan.sizes, strict=True)]
+        vecs = [
+            load_vector(
+                public,
+                p.blobs[n],
+                scheme=scheme,
+                size=size,
+                scale=plan.scale,
+                source=f"site {site!r} {n}",
+            )
+            for n, size in zip(names, plan.sizes, strict=True)
+        ]
         received += sum(len(p.blobs[n]) for n in names)
         if not acc:
             acc = vecs
@@ -410,26 +443,40 @@ class HEServer(ServerHalf):
 
     name = "he"
 
-    def __init__(self, info: SessionInfo, *, rng: np.random.Generator | None = None,
-                 scheme: str = "bfv", poly_modulus_degree: int | None = None,
-                 coeff_mod_bit_sizes: Sequence[int] | None = None, **params: Any) -> None:
+    def __init__(
+        self,
+        info: SessionInfo,
+        *,
+        rng: np.random.Generator | None = None,
+        scheme: str = "bfv",
+        poly_modulus_degree: int | None = None,
+        coeff_mod_bit_sizes: Sequence[int] | None = None,
+        **params: Any,
+    ) -> None:
         if params:
             raise InvalidParameter(
                 f"unknown he parameters {sorted(params)}; the he protocol takes scheme, "
                 "poly_modulus_degree and coeff_mod_bit_sizes"
             )
-        super().__init__(info, rng=rng, scheme=scheme, poly_modulus_degree=poly_modulus_degree,
-                         coeff_mod_bit_sizes=coeff_mod_bit_sizes)
-        secret = new_context(scheme, poly_modulus_degree=poly_modulus_degree,
-                             coeff_mod_bit_sizes=coeff_mod_bit_sizes)
+        super().__init__(
+            info,
+            rng=rng,
+            scheme=scheme,
+            poly_modulus_degree=poly_modulus_degree,
+            coeff_mod_bit_sizes=coeff_mod_bit_sizes,
+        )
+        secret = new_context(
+            scheme, poly_modulus_degree=poly_modulus_degree, coeff_mod_bit_sizes=coeff_mod_bit_sizes
+        )
         self.he_params: HEParams = context_params(secret)
         self._customs = _Customs(secret, self.he_params, rng)
         self._context_blob = public_context_bytes(secret)
         self._public = ts.context_from(self._context_blob)
         self._ready = False
 
-    def _replies(self, channel: Channel, round: int, stage: str,
-                 requests: Mapping[str, Payload]) -> dict[str, Payload]:
+    def _replies(
+        self, channel: Channel, round: int, stage: str, requests: Mapping[str, Payload]
+    ) -> dict[str, Payload]:
         replies = channel.exchange(round, stage, requests)
         strangers = sorted(set(replies) - set(requests))
         if strangers:
@@ -442,8 +489,12 @@ class HEServer(ServerHalf):
         """Round 0: send the public context; members that do not acknowledge it drop out."""
         blob = self._context_blob
         meta = {"scheme": self.he_params.scheme, "packing": _packing_meta(self.he_params)}
-        replies = self._replies(channel, 0, CONTEXT, {
-            s: Payload("none", meta=meta, blobs={"context": blob}) for s in self.members})
+        replies = self._replies(
+            channel,
+            0,
+            CONTEXT,
+            {s: Payload("none", meta=meta, blobs={"context": blob}) for s in self.members},
+        )
         digest = hashlib.sha256(blob).hexdigest()
         wrong = sorted(s for s, p in replies.items() if p.meta.get("context_sha256") != digest)
         if wrong:
@@ -453,31 +504,40 @@ class HEServer(ServerHalf):
             )
         self._ready = True
 
-    def _sum(self, channel: Channel, round: int, layout: StatLayout,
-             request: Mapping[str, Any], bounds: tuple[float, ...]) -> SumResult:
+    def _sum(
+        self,
+        channel: Channel,
+        round: int,
+        layout: StatLayout,
+        request: Mapping[str, Any],
+        bounds: tuple[float, ...],
+    ) -> SumResult:
         if not self._ready:
             raise ProtocolError("the he session is not set up: run setup() (round 0) first")
         p, members = self.he_params, list(self.members)
         plan = _RoundPlan.make(p, layout, bounds, len(members))
-        req = {"request": dict(request), "bounds": list(bounds), "members": members}
-        replies = self._replies(channel, round, INPUT,
-                                {s: Payload("none", meta=req) for s in members})
+        req = {"request": dict(request), "bounds": bounds_meta(bounds), "members": members}
+        replies = self._replies(
+            channel, round, INPUT, {s: Payload("none", meta=req) for s in members}
+        )
         contributors = self.members
-        summed, received = _aggregate(self._public, p, plan,
-                                      {s: replies[s] for s in contributors})
+        summed, received = _aggregate(self._public, p, plan, {s: replies[s] for s in contributors})
         k = len(contributors)
-        values = self._customs.decrypt_total(summed, plan, n_members=len(members),
-                                             n_contributors=k)
+        values = self._customs.decrypt_total(summed, plan, n_members=len(members), n_contributors=k)
         stats: dict[str, Any] = {
-            "scheme": p.scheme, "poly_modulus_degree": p.poly_modulus_degree,
+            "scheme": p.scheme,
+            "poly_modulus_degree": p.poly_modulus_degree,
             "coeff_modulus_bits": p.coeff_modulus_bits,
-            "ciphertexts_per_site": len(plan.sizes), "ciphertext_bytes": received,
+            "ciphertexts_per_site": len(plan.sizes),
+            "ciphertext_bytes": received,
         }
         if plan.packing is not None:
             ring = plan.packing.unpack(values, n_contributors=k)
             totals = RingCodec(layout, bounds).decode(ring, n_contributors=k)
-            stats |= {"plain_modulus_bits": p.plain_modulus.bit_length(),
-                      "slots": plan.packing.n_slots}
+            stats |= {
+                "plain_modulus_bits": p.plain_modulus.bit_length(),
+                "slots": plan.packing.n_slots,
+            }
         else:
             assert plan.exponents is not None and plan.scale is not None
             flat = np.ldexp(values, plan.exponents)
@@ -486,9 +546,13 @@ class HEServer(ServerHalf):
                     flat[a:b] = np.rint(flat[a:b])
             totals = layout.unflatten(flat)
             sd = ckks_flood_sd(p, len(members))
-            stats |= {"scale_bits": int(math.log2(plan.scale)),
-                      "flood_sd": {s.name: math.ldexp(sd, _exponent(b))
-                                   for s, b in zip(layout.specs, bounds, strict=True)}}
+            stats |= {
+                "scale_bits": int(math.log2(plan.scale)),
+                "flood_sd": {
+                    s.name: math.ldexp(sd, _exponent(b))
+                    for s, b in zip(layout.specs, bounds, strict=True)
+                },
+            }
         return SumResult(totals, contributors, bounds, stats)
 
 
@@ -501,14 +565,19 @@ class HESite(SiteHalf):
 
     name = "he"
 
-    def __init__(self, site: str, info: SessionInfo, *, rng: Callable[[int], bytes] | None = None,
-                 **params: Any) -> None:
+    def __init__(
+        self,
+        site: str,
+        info: SessionInfo,
+        *,
+        rng: Callable[[int], bytes] | None = None,
+        **params: Any,
+    ) -> None:
         super().__init__(site, info, rng=rng, **params)
         self._ctx: Any = None
         self._params: HEParams | None = None
 
-    def _handle(self, round: int, stage: str, payload: Payload,
-                local: LocalStats) -> Payload:
+    def _handle(self, round: int, stage: str, payload: Payload, local: LocalStats) -> Payload:
         if stage == CONTEXT:
             return self._accept_context(round, payload)
         if stage == INPUT:
@@ -522,7 +591,7 @@ class HESite(SiteHalf):
         if scheme not in SCHEMES:
             raise ProtocolError(f"customs announced an unknown HE scheme {scheme!r}; refusing")
         blob = payload.blobs.get("context")
-        ctx, params = load_public_context(blob, scheme)  # type: ignore[arg-type]
+        ctx, params = load_public_context(blob, scheme)
         if payload.meta.get("packing") != _packing_meta(params):
             raise ProtocolError(
                 "customs announced another packing rule than this site implements; update "
@@ -533,8 +602,13 @@ class HESite(SiteHalf):
 
     def _members(self, payload: Payload) -> list[str]:
         m = payload.meta.get("members")
-        if (not isinstance(m, list) or len(set(m)) != len(m) or self.site not in m
-                or not set(m) <= set(self.info.sites)):
+        if (
+            not isinstance(m, list)
+            or not all(isinstance(x, str) for x in m)
+            or len(set(m)) != len(m)
+            or self.site not in m
+            or not set(m) <= set(self.info.sites)
+        ):
             raise ProtocolError(
                 "the round's member list is malformed or omits this site; refusing to encrypt"
             )
@@ -555,7 +629,8 @@ class HESite(SiteHalf):
         n_members = len(self._members(payload))
         if params.scheme == "bfv":
             layout, enc = self.encode(payload, local)
-            plan = _RoundPlan.make(params, layout, _bounds(payload, layout), n_members)
+            bounds = parse_bounds(payload.meta.get("bounds"), len(layout.specs))
+            plan = _RoundPlan.make(params, layout, bounds, n_members)
             assert plan.packing is not None
             v = plan.packing.pack(enc).astype(np.int64)
             t = params.plain_modulus
@@ -564,7 +639,7 @@ class HESite(SiteHalf):
             kwargs: dict[str, Any] = {}
         else:
             layout, stats = local(payload.meta["request"])
-            bounds = _bounds(payload, layout)
+            bounds = parse_bounds(payload.meta.get("bounds"), len(layout.specs))
             RingCodec(layout, bounds).encode(stats)  # the layout and bound checks
             plan = _RoundPlan.make(params, layout, bounds, n_members)
             assert plan.exponents is not None

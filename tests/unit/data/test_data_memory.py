@@ -1,8 +1,9 @@
 """Streaming keeps memory bounded: a 2-million-row Parquet file is summed in small batches.
 
-Peak RSS is measured in a fresh subprocess (``resource.getrusage().ru_maxrss``) so the
-test process's own allocations do not blur it. A control run that reads the whole file
-shows that the measurement does see a materialised source.
+Peak RSS is measured outside the test process, so its own allocations do not blur it: one
+subprocess imports safeflow once, then forks a fresh child per reading mode, and each
+child reports how far its peak RSS (``ru_maxrss``) grew while reading. A control child
+that reads the whole file shows that the measurement does see a materialised source.
 """
 
 from __future__ import annotations
@@ -22,33 +23,52 @@ import safeflow
 
 N_ROWS = 2_000_000
 ROW_GROUP = 100_000
-N_COLUMNS = 12  # the file is ~190 MB uncompressed; streamed, only the asked columns are read
+N_COLUMNS = 12  # ~190 MB of float64 in all; streamed, only the asked columns are read
 LIMIT_MB = 150
+# "parquet-all-columns" reads every column: it catches readers that run ahead of a slow
+# consumer (pyarrow's pre_buffer does, and held ~235 MB here).
+MODES = ("parquet", "parquet-all-columns", "sql", "control")
 
 _PROBE = """
-import json, resource, sys, time
-import numpy as np
+import json, os, resource, sys, time, types
 import pyarrow.parquet as pq
+
+# Load safeflow.data without safeflow/__init__.py (the analyses take seconds to import).
+package = types.ModuleType("safeflow")
+package.__path__ = [sys.argv[1]]
+sys.modules["safeflow"] = package
 from safeflow.data import SQL, Column, Schema, SiteData
 
-path, mode = sys.argv[1], sys.argv[2]
-kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-names = [f.name for f in pq.read_schema(path)]
-schema = Schema([Column(n, bounds=(0, 1)) for n in names])
-columns = names if mode == "parquet-all-columns" else ["x"]
-if mode.startswith("parquet"):
-    sd = SiteData(path, schema)
-elif mode == "sql":
-    sd = SiteData(SQL(f"SELECT * FROM read_parquet('{path}')"), schema)
-before = kb()
-if mode == "control":
-    total = float(pq.read_table(path).column("x").to_numpy().sum())
-else:
+def measure(path, mode):
+    kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    names = [f.name for f in pq.read_schema(path)]
+    schema = Schema([Column(n, bounds=(0, 1)) for n in names])
+    columns = names if mode == "parquet-all-columns" else ["x"]
+    sd = SiteData(SQL(f"SELECT * FROM read_parquet('{path}')") if mode == "sql" else path, schema)
+    before = kb()
     total = 0.0
-    for batch in sd.batches(columns, batch_size=65_536):
-        total += float(batch["x"].sum())
-        time.sleep(0.004)  # an analysis is slower than the reader: no read-ahead may pile up
-print(json.dumps({"growth_mb": (kb() - before) / 1024, "total": total}))
+    if mode == "control":
+        total = float(pq.read_table(path).column("x").to_numpy().sum())
+    else:
+        for batch in sd.batches(columns, batch_size=65_536):
+            total += float(batch["x"].sum())
+            time.sleep(0.004)  # an analysis is slower than the reader: read-ahead must not pile up
+    return {"growth_mb": (kb() - before) / 1024, "total": total}
+
+path = sys.argv[2]
+results = {}
+for mode in sys.argv[3:]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh address space that has only imported
+        os.close(r)
+        os.write(w, json.dumps(measure(path, mode)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        results[mode] = json.loads(f.read())
+    os.waitpid(pid, 0)
+print(json.dumps(results))
 """
 
 
@@ -68,32 +88,33 @@ def big_parquet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     return path, total
 
 
-def probe(path: Path, mode: str) -> dict[str, float]:
+@pytest.fixture(scope="module")
+def measured(big_parquet: tuple[Path, float]) -> dict[str, dict[str, float]]:
+    path, _ = big_parquet
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path), mode],
+        [sys.executable, "-c", _PROBE, str(Path(safeflow.__file__).parent), str(path), *MODES],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(safeflow.__file__).parents[1])},
     )
     return json.loads(out.stdout)
 
 
-# "parquet-all-columns" reads every column (~160 MB in all): it catches readers that run
-# ahead of the consumer (pyarrow's pre_buffer does, and held ~250 MB here).
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize("mode", ["parquet", "parquet-all-columns", "sql"])
 def test_streaming_a_large_parquet_file_uses_bounded_memory(
-    big_parquet: tuple[Path, float], mode: str
+    measured: dict[str, dict[str, float]], big_parquet: tuple[Path, float], mode: str
 ) -> None:
-    path, total = big_parquet
-    result = probe(path, mode)
-    assert result["total"] == pytest.approx(total, rel=1e-12)
+    result = measured[mode]
+    assert result["total"] == pytest.approx(big_parquet[1], rel=1e-12)
     assert result["growth_mb"] < LIMIT_MB, result
 
 
-def test_the_measurement_detects_a_materialised_source(big_parquet: tuple[Path, float]) -> None:
-    path, total = big_parquet
-    result = probe(path, "control")
-    assert result["total"] == pytest.approx(total, rel=1e-12)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_the_measurement_detects_a_materialised_source(
+    measured: dict[str, dict[str, float]], big_parquet: tuple[Path, float]
+) -> None:
+    result = measured["control"]
+    assert result["total"] == pytest.approx(big_parquet[1], rel=1e-12)
     assert result["growth_mb"] > LIMIT_MB, result

@@ -85,7 +85,7 @@ def test_n_rows_and_column_names(sources: dict[str, object], name: str) -> None:
 
 @pytest.mark.parametrize("name", SOURCE_NAMES)
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -250,12 +250,12 @@ def test_batch_size_must_be_a_positive_integer(bad: object) -> None:
         sd.batches(["x"], batch_size=bad)  # type: ignore[arg-type]
 
 
-def test_columns_must_be_a_non_empty_list_without_repeats() -> None:
-    sd = site(pd.DataFrame({"x": [1.0]}), Column("x"))
+def test_columns_must_be_a_non_empty_list_and_repeats_are_read_once() -> None:
+    sd = site(pd.DataFrame({"x": [1.0], "y": [2.0]}), Column("x"), Column("y"))
     with pytest.raises(InvalidParameter, match="non-empty list"):
         sd.batches([])
-    with pytest.raises(InvalidParameter, match="repeated columns"):
-        sd.batches(["x", "x"])
+    (batch,) = sd.batches(["y", "x", "y"])
+    assert batch.columns == ("y", "x")
 
 
 def test_empty_data_yields_no_batches() -> None:
