@@ -18,3 +18,5 @@ def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} doctest example(s) failed in {name}"
+    if not name.rsplit(".", 1)[-1].startswith("_") or name.endswith("__init__"):
+        assert result.attempted > 0, f"{name} has no runnable example"
