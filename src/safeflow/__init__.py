@@ -10,7 +10,7 @@ Examples
 """
 
 from safeflow import errors
-from safeflow.api import crosstab, describe, glm, histogram
+from safeflow.api import crosstab, describe, glm, histogram, kaplan_meier, logrank
 from safeflow.data import SQL, Column, Schema
 from safeflow.federation import Federation, Site
 from safeflow.release import Release
@@ -30,4 +30,6 @@ __all__ = [
     "errors",
     "glm",
     "histogram",
+    "kaplan_meier",
+    "logrank",
 ]

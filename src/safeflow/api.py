@@ -21,9 +21,12 @@ from safeflow.analyses.crosstab import Crosstab
 from safeflow.analyses.describe import Describe
 from safeflow.analyses.glm import FAMILIES, GLM
 from safeflow.analyses.histogram import Histogram, check_edges
+from safeflow.analyses.survival import kaplan_meier, logrank
 from safeflow.errors import InvalidParameter
 from safeflow.federation import Federation
 from safeflow.release import Release
+
+__all__ = ["crosstab", "describe", "glm", "histogram", "kaplan_meier", "logrank"]
 
 
 def _check_fed(fed: Any) -> Federation:

@@ -205,7 +205,8 @@ class Federation:
         return {
             "output": {"kind": analysis.kind, "protocol": protocol,
                        "sdc": dict(out.get("sdc", {})),
-                       "derived_from_genetic": "genetic" in classes},
+                       "derived_from_genetic": "genetic" in classes,
+                       **{k: v for k, v in out.items() if k not in ("sdc", "rows_dropped")}},
             "origin": [{"site": n, "jurisdiction": by_name[n].jurisdiction,
                         "ciio": by_name[n].ciio, "ftz": by_name[n].ftz, "classes": classes}
                        for n in contributors],
@@ -216,6 +217,7 @@ class Federation:
                     "rounds": rounds, "rows_dropped": out.get("rows_dropped", 0),
                     "border_bytes": {f"{a}->{b}": n for (a, b), n in
                                      sorted(channel.border_bytes.items())},
+                    "bytes_per_round": _bytes_per_round(channel),
                     "contributors": contributors,
                     "threshold": self.threshold},
         }
@@ -223,6 +225,14 @@ class Federation:
     def __repr__(self) -> str:
         sites = ", ".join(f"{s.name} ({s.jurisdiction})" for s in self.sites)
         return f"<Federation {self.transport}: {sites} -> {self.destination} for {self.purpose}>"
+
+
+def _bytes_per_round(channel: LocalChannel) -> dict[str, int]:
+    """Bytes moved in each round (round 0 is the session set-up), all parties together."""
+    out: dict[str, int] = {}
+    for entry in channel.log:
+        out[str(entry.round)] = out.get(str(entry.round), 0) + entry.bytes_total
+    return out
 
 
 def _byte_rng(gen: np.random.Generator) -> Any:

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from safeflow.analyses import crosstab, describe, glm, histogram  # noqa: F401 - registers them
+from safeflow.analyses import (  # noqa: F401 - importing registers them
+    crosstab,
+    describe,
+    glm,
+    histogram,
+    survival,
+)
 from safeflow.analyses._base import ANALYSES, Analysis, Done, Next, register
 from safeflow.errors import ProtocolError
 

@@ -141,7 +141,7 @@ def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else ("NaN" if math.isnan(x) else f"{x:g}")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class KaplanMeierResult:
     """A federated Kaplan-Meier estimate (one curve per group).
 
@@ -272,7 +272,7 @@ class KaplanMeierResult:
         )
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class LogRankResult:
     """A federated log-rank test (lifelines' ``logrank_test`` / ``multivariate_logrank_test``).
 

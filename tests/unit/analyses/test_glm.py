@@ -198,3 +198,14 @@ def test_summary_and_plot() -> None:
 
 def test_glm_analysis_name() -> None:
     assert GLM.name == "glm"
+
+
+def test_multi_round_fit_exchanges_keys_once_and_logs_every_round() -> None:
+    rel = sf.glm(_fed(_lung(), 3), "status", ["age", "sex"], family="binomial",
+                 protocol="masking")
+    stages = [(e.round, e.stage) for e in rel.log]
+    assert stages.count((0, "advertise")) == 1 and stages.count((0, "share_keys")) == 1
+    assert sum(1 for r, st in stages if st == "masked_input") == rel.rounds
+    per_round = rel.facts["run"]["bytes_per_round"]
+    assert set(per_round) == {str(r) for r in range(rel.rounds + 1)}
+    assert all(v > 0 for v in per_round.values())
