@@ -85,7 +85,11 @@ AGGREGATOR = "aggregator"
 COUNT_BOUND = 2**20
 REAL_BOUND = 1e6
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "secure_sum.md"
-KINDS = ("counts", "reals")
+KINDS = ("counts", "reals", "reals-ext")
+#: real precision per kind: "double" (one ring element per value, quantum bound * 2^-52)
+#: for a vector whose values are of the order of their bound; "extended" (two elements,
+#: quantum bound * 2^-94) is what row sums with pessimistic bounds use.
+PRECISION = {"reals": "double", "reals-ext": "extended"}
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ def make_layout(kind: str, n: int) -> StatLayout:
     """One statistic of ``n`` values: counts (bound 2**20) or reals (bound 1e6)."""
     if kind == "counts":
         return StatLayout((StatSpec("counts", (n,), "count", float(COUNT_BOUND)),))
-    return StatLayout((StatSpec("reals", (n,), "real", REAL_BOUND),))
+    return StatLayout((StatSpec(kind, (n,), "real", REAL_BOUND, PRECISION[kind]),))
 
 
 def make_data(kind: str, n: int, sites: list[str], seed: int) -> dict[str, np.ndarray]:
@@ -218,7 +222,7 @@ def exact_sum(kind: str, data: Mapping[str, np.ndarray]) -> np.ndarray:
     """
     if kind == "counts":
         return np.sum([v.astype(np.int64) for v in data.values()], axis=0)
-    f = real_frac_bits(REAL_BOUND)
+    f = real_frac_bits(REAL_BOUND, PRECISION[kind])
     quantised = [np.ldexp(np.rint(np.ldexp(v, f)), -f) for v in data.values()]
     hi = np.zeros_like(quantised[0])
     lo = np.zeros_like(hi)

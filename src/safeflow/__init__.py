@@ -10,7 +10,7 @@ Examples
 """
 
 from safeflow import errors
-from safeflow.api import crosstab, describe, glm, histogram, kaplan_meier, logrank
+from safeflow.api import cox, crosstab, describe, glm, histogram, kaplan_meier, logrank
 from safeflow.data import SQL, Column, Schema
 from safeflow.federation import Federation, Site
 from safeflow.release import Release
@@ -25,6 +25,7 @@ __all__ = [
     "Schema",
     "Site",
     "__version__",
+    "cox",
     "crosstab",
     "describe",
     "errors",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from safeflow.analyses.cox import cox
 from safeflow.analyses.crosstab import Crosstab
 from safeflow.analyses.describe import Describe
 from safeflow.analyses.glm import FAMILIES, GLM
@@ -26,7 +27,7 @@ from safeflow.errors import InvalidParameter
 from safeflow.federation import Federation
 from safeflow.release import Release
 
-__all__ = ["crosstab", "describe", "glm", "histogram", "kaplan_meier", "logrank"]
+__all__ = ["cox", "crosstab", "describe", "glm", "histogram", "kaplan_meier", "logrank"]
 
 
 def _check_fed(fed: Any) -> Federation:

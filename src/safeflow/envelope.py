@@ -121,8 +121,8 @@ class Envelope:
             arr = arr.astype(dt, copy=False)
             if arr.dtype.str not in _ALLOWED_DTYPES:
                 raise _fail(f"array {name!r} has unsupported dtype {arr.dtype}")
-            raw = arr.tobytes()
-            arrays.append([name, arr.dtype.str, list(arr.shape), len(raw)])
+            raw = memoryview(arr).cast("B") if arr.size else b""
+            arrays.append([name, arr.dtype.str, list(arr.shape), arr.nbytes])
             body.append(raw)
         blobs = []
         for name, b in p.blobs.items():
@@ -147,7 +147,8 @@ class Envelope:
         """Parse and validate bytes; raise a typed error for anything non-conforming."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise _fail(f"expected bytes, got {type(data).__name__}")
-        data = bytes(data)
+        if not isinstance(data, bytes):
+            data = bytes(data)
         if len(data) > max_bytes:
             raise EnvelopeTooLarge(
                 f"envelope of {len(data)} bytes exceeds the transport limit of {max_bytes}; "

@@ -37,6 +37,7 @@ import numpy as np
 from safeflow.errors import InvalidParameter, ProtocolError
 
 Kind = Literal["count", "real"]
+Precision = Literal["extended", "double"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class StatSpec:
     bound : float or None
         Public bound on the absolute value of any element at one site (counts: the
         largest count). ``None`` means not public: a scale negotiation is needed.
+    precision : {"extended", "double"}
+        Reals only. ``extended`` (default): quantum ``bound * 2^-94`` in two ring elements,
+        right for sums over rows whose public bound (``max_rows_per_site * max|x|``) is far
+        above the actual value. ``double``: quantum ``bound * 2^-52`` in one ring element
+        (float64 resolution at the scale of the bound, half the bytes), right when values
+        are of the order of their bound, e.g. model updates clipped to a norm.
 
     Examples
     --------
@@ -66,6 +73,7 @@ class StatSpec:
     shape: tuple[int, ...]
     kind: Kind
     bound: float | None = None
+    precision: Precision = "extended"
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_.:-" for c in self.name):
@@ -76,6 +84,9 @@ class StatSpec:
             raise InvalidParameter(f"kind must be 'count' or 'real'; got {self.kind!r}")
         if any((not isinstance(d, int)) or d < 0 for d in self.shape):
             raise InvalidParameter(f"shape must be non-negative ints; got {self.shape!r}")
+        if self.precision not in ("extended", "double"):
+            raise InvalidParameter(
+                f"precision must be 'extended' or 'double'; got {self.precision!r}")
         if self.bound is not None and not (math.isfinite(self.bound) and self.bound > 0):
             raise InvalidParameter(
                 f"bound of {self.name!r} must be a finite number > 0 or None; got {self.bound!r}"
@@ -124,7 +135,7 @@ class StatLayout:
 
     def digest(self) -> str:
         """SHA-256 of the layout's canonical description (binds messages to a layout)."""
-        desc = [[s.name, list(s.shape), s.kind, s.bound] for s in self.specs]
+        desc = [[s.name, list(s.shape), s.kind, s.bound, s.precision] for s in self.specs]
         return hashlib.sha256(json.dumps(desc, separators=(",", ":")).encode()).hexdigest()
 
     def check(self, stats: Mapping[str, np.ndarray]) -> None:

@@ -13,8 +13,8 @@ from tests.conftest import LUNG_SCHEMA, lung, lung_federation
 
 def test_public_names_are_exactly_these() -> None:
     assert sorted(sf.__all__) == sorted([
-        "SQL", "Column", "Federation", "Release", "Schema", "Site", "__version__", "crosstab",
-        "describe", "errors", "glm", "histogram", "kaplan_meier", "logrank"])
+        "SQL", "Column", "Federation", "Release", "Schema", "Site", "__version__", "cox",
+        "crosstab", "describe", "errors", "glm", "histogram", "kaplan_meier", "logrank"])
 
 
 def test_errors_form_one_tree() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from safeflow.analyses import (  # noqa: F401 - importing registers them
+    cox,
     crosstab,
     describe,
     glm,

@@ -69,8 +69,9 @@ def unpack(packed: np.ndarray, p: int) -> np.ndarray:
     return out
 
 
-def bin_sums(key: np.ndarray, size: int, event: np.ndarray, z: np.ndarray,
-             w: np.ndarray, efron: bool) -> dict[str, np.ndarray]:
+def bin_sums(
+    key: np.ndarray, size: int, event: np.ndarray, z: np.ndarray, w: np.ndarray, efron: bool
+) -> dict[str, np.ndarray]:
     """Per-bin sums over the rows *leaving* the risk set at each bin (events and censored).
 
     ``cnt`` rows, ``d`` events, ``r0, r1, r2``: sums of ``w, z w, z zᵀ w`` (packed) over all
@@ -88,8 +89,10 @@ def bin_sums(key: np.ndarray, size: int, event: np.ndarray, z: np.ndarray,
     i, j = tri(p)
     zz = z[:, i] * z[:, j]
     key = np.asarray(key, dtype=np.int64)
-    out = {"cnt": np.bincount(key, minlength=size).astype(np.int64),
-           "d": np.bincount(key, weights=event, minlength=size).round().astype(np.int64)}
+    out = {
+        "cnt": np.bincount(key, minlength=size).astype(np.int64),
+        "d": np.bincount(key, weights=event, minlength=size).round().astype(np.int64),
+    }
     out["r0"] = np.bincount(key, weights=w, minlength=size)
     out["r1"] = _cols(key, size, z * w[:, None])
     out["r2"] = _cols(key, size, zz * w[:, None])
@@ -119,8 +122,9 @@ def suffix(a: np.ndarray) -> np.ndarray:
     return np.flip(np.cumsum(np.flip(a, axis=0), axis=0), axis=0)
 
 
-def risk_terms(sums: Mapping[str, np.ndarray], beta_z: np.ndarray,
-               ties: str) -> tuple[float, np.ndarray, np.ndarray]:
+def risk_terms(
+    sums: Mapping[str, np.ndarray], beta_z: np.ndarray, ties: str
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Log partial likelihood, gradient and Hessian (z scale) of one stratum's bin sums.
 
     ``sums`` holds the per-bin arrays of :func:`bin_sums` (summed over sites) and ``ex``,
@@ -141,17 +145,24 @@ def risk_terms(sums: Mapping[str, np.ndarray], beta_z: np.ndarray,
     else:
         e0, e1, e2 = sums["e0"][idx], sums["e1"][idx], sums["e2"][idx]
         parts = []
-        for l in range(int(dj.max())):
-            sel = dj > l
-            f = l / dj[sel]
-            parts.append((np.ones(int(sel.sum())), s0[sel] - f * e0[sel],
-                          s1[sel] - f[:, None] * e1[sel], s2[sel] - f[:, None] * e2[sel]))
+        for tie in range(int(dj.max())):  # Efron: the tie-th of the d_j events at t_j
+            sel = dj > tie
+            f = tie / dj[sel]
+            parts.append(
+                (
+                    np.ones(int(sel.sum())),
+                    s0[sel] - f * e0[sel],
+                    s1[sel] - f[:, None] * e1[sel],
+                    s2[sel] - f[:, None] * e2[sel],
+                )
+            )
     a2 = np.zeros(s2.shape[1])
     for wt, m0, m1, m2 in parts:
         if np.any(m0 <= 0):
             raise ConvergenceError(
                 "a risk set has no weight left (exp(x·beta) underflowed); the coefficients "
-                "diverge. " + _HINT.format(names="with the largest |coef|"))
+                "diverge. " + _HINT.format(names="with the largest |coef|")
+            )
         ll -= float(wt @ np.log(m0))
         q1 = m1 / m0[:, None]
         grad -= wt @ q1
@@ -161,8 +172,9 @@ def risk_terms(sums: Mapping[str, np.ndarray], beta_z: np.ndarray,
     return ll, grad, hess
 
 
-def exact_terms(t: np.ndarray, event: np.ndarray, z: np.ndarray, beta_z: np.ndarray,
-                ties: str) -> tuple[float, np.ndarray, np.ndarray]:
+def exact_terms(
+    t: np.ndarray, event: np.ndarray, z: np.ndarray, beta_z: np.ndarray, ties: str
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Exact log partial likelihood, gradient and Hessian (z scale) of one stratum's rows.
 
     The bins are the distinct times, so ties are handled exactly as pooled software does.
@@ -183,7 +195,8 @@ def safe_exp(eta: np.ndarray) -> np.ndarray:
         raise ConvergenceError(
             "exp(x·beta) overflows: the coefficients diverge or a covariate without "
             "declared bounds takes very large values; declare bounds for the covariates "
-            "(so they are centred and scaled), or " + _HINT.format(names="the offending one"))
+            "(so they are centred and scaled), or " + _HINT.format(names="the offending one")
+        )
     return np.exp(eta)
 
 
@@ -191,18 +204,34 @@ def safe_exp(eta: np.ndarray) -> np.ndarray:
 # Newton decisions (the shared driver of safeflow.analyses.newton, plus Cox's checks)
 
 
-def cox_decision(state: Mapping[str, Any], ll: float, grad: np.ndarray, hess: np.ndarray, *,
-                 names: Sequence[str], penalty: np.ndarray, scale: np.ndarray, tol: float,
-                 max_iter: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def cox_decision(
+    state: Mapping[str, Any],
+    ll: float,
+    grad: np.ndarray,
+    hess: np.ndarray,
+    *,
+    names: Sequence[str],
+    penalty: np.ndarray,
+    scale: np.ndarray,
+    tol: float,
+    max_iter: int,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One Newton decision at ``state["beta"]``: the next state, or the fit.
 
     Applies the ridge penalty ``½ Σ penalty_k beta_k²`` and hands over to the shared
     :func:`~safeflow.analyses.newton.newton_step` (full steps, halving when the objective
-    decreases, convergence on its relative change). At convergence a coefficient whose
-    Newton step is still large on the covariate's ``scale`` means the likelihood is still
-    rising along it (monotone likelihood) and raises :class:`ConvergenceError`; otherwise
-    the fit reports ``beta + step`` (one free Newton step, so the coefficients are exact
-    to second order) with the log-likelihood and Hessian at ``beta``.
+    decreases, convergence on its relative change). When it has converged, the Newton step
+    ``delta`` from the current point decides, on each covariate's ``scale`` (how far a unit
+    of its coefficient moves the linear predictor, e.g. its range):
+
+    * still large (``> sqrt(tol)``): the likelihood keeps rising along that coefficient
+      (monotone likelihood), :class:`ConvergenceError`;
+    * above ``tol``: not converged yet, one more step (so that the standard errors, taken
+      from the Hessian of the last round, are exact to about ``tol``);
+    * otherwise the fit: coefficients ``beta + delta`` (one free Newton step, exact to
+      second order), log-likelihood and Hessian at ``beta``.
+
+    A singular information matrix raises :class:`ConvergenceError` naming the covariates.
 
     Examples
     --------
@@ -216,26 +245,79 @@ def cox_decision(state: Mapping[str, Any], ll: float, grad: np.ndarray, hess: np
     obj = ll - 0.5 * float(penalty @ (beta * beta))
     g = np.asarray(grad, dtype=np.float64) - penalty * beta
     h = np.asarray(hess, dtype=np.float64) - np.diag(penalty)
-    out = newton_step(dict(state), obj, g, h, tol=tol, max_iter=max_iter, names=list(names))
-    if not out.done:
-        return out.state, None
-    step = np.linalg.solve(information(h, list(names)), g)
-    moving = np.abs(step) * scale > np.sqrt(tol) * np.maximum(1.0, np.abs(beta) * scale)
+    try:
+        out = newton_step(dict(state), obj, g, h, tol=tol, max_iter=max_iter, names=list(names))
+        if not out.done:
+            return out.state, None
+        step = np.linalg.solve(information(h, list(names)), g)
+    except ConvergenceError:
+        if np.all(np.isfinite(h)):
+            check_information(h, names)  # a more specific message, naming covariates
+        raise
+    size = np.abs(step) * scale
+    moving = size > np.sqrt(tol) * np.maximum(1.0, np.abs(beta) * scale)
     if np.any(moving):
         bad = ", ".join(repr(names[k]) for k in np.flatnonzero(moving))
         raise ConvergenceError(
             f"monotone likelihood: the log partial likelihood keeps increasing as the "
             f"coefficient of {bad} grows without bound (it separates the events from the "
-            f"rest of their risk sets); " + _HINT.format(names=bad))
-    fit = {"beta": beta + step, "beta_eval": beta, "ll": ll, "ll_penalized": obj,
-           "hess": h, "iterations": out.evaluations}
+            f"rest of their risk sets); " + _HINT.format(names=bad)
+        )
+    if np.max(size, initial=0.0) > tol:  # flat objective, but not at the maximum yet
+        out = newton_step(
+            {**state, "prev_obj": None}, obj, g, h, tol=tol, max_iter=max_iter, names=list(names)
+        )
+        return out.state, None
+    fit = {
+        "beta": beta + step,
+        "beta_eval": beta,
+        "ll": ll,
+        "ll_penalized": obj,
+        "hess": h,
+        "iterations": out.evaluations,
+    }
     return out.state, fit
 
 
-def newton_fit(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]],
-               names: Sequence[str], *, penalty: np.ndarray | None = None,
-               scale: np.ndarray | None = None, tol: float = 1e-9,
-               max_iter: int = 50) -> dict[str, Any]:
+def check_information(hess: np.ndarray, names: Sequence[str]) -> None:
+    """Raise :class:`ConvergenceError` naming covariates when ``-hess`` is singular.
+
+    Examples
+    --------
+    >>> check_information(-np.array([[1.0, 2.0], [2.0, 4.0]]), ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    safeflow.errors.ConvergenceError: the information matrix is singular: covariates 'a', 'b' are collinear (or a level never occurs in a stratum); drop or merge covariate 'a', 'b', or add a ridge penalty via penalty=
+    """  # noqa: E501
+    info = -np.asarray(hess, dtype=np.float64)
+    d = np.diag(info)
+    flat = [names[k] for k in range(d.size) if not d[k] > 1e-12 * max(1.0, float(d.max()))]
+    if flat:
+        bad = ", ".join(map(repr, flat))
+        raise ConvergenceError(
+            f"the information matrix is singular: covariate {bad} has no variation within "
+            f"the risk sets (constant overall, or within every stratum); " + _HINT.format(names=bad)
+        )
+    s = 1.0 / np.sqrt(d)
+    vals, vecs = np.linalg.eigh(info * np.outer(s, s))
+    if vals[0] <= 1e-10 * max(float(vals[-1]), 1.0):
+        v = np.abs(vecs[:, 0])
+        bad = ", ".join(repr(names[k]) for k in np.flatnonzero(v > 0.1 * v.max()))
+        raise ConvergenceError(
+            f"the information matrix is singular: covariates {bad} are collinear (or a "
+            f"level never occurs in a stratum); " + _HINT.format(names=bad)
+        )
+
+
+def newton_fit(
+    evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]],
+    names: Sequence[str],
+    *,
+    penalty: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    tol: float = 1e-9,
+    max_iter: int = 50,
+) -> dict[str, Any]:
     """Run :func:`cox_decision` to the end against a local ``evaluate(beta)`` callback.
 
     This is the pooled reference: the federated :class:`~safeflow.analyses.cox.Cox`
@@ -253,28 +335,16 @@ def newton_fit(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndar
     state = newton_start(p)
     while True:
         beta = np.asarray(state["beta"], dtype=np.float64)
-        state, fit = cox_decision(state, *evaluate(beta), names=names, penalty=pen,
-                                  scale=scl, tol=tol, max_iter=max_iter)
+        state, fit = cox_decision(
+            state, *evaluate(beta), names=names, penalty=pen, scale=scl, tol=tol, max_iter=max_iter
+        )
         if fit is not None:
             return fit
 
 
-def breslow_cumhaz(d: np.ndarray, s0: np.ndarray) -> np.ndarray:
-    """Breslow's cumulative baseline hazard per bin from event counts and risk sums ``S0``.
-
-    Examples
-    --------
-    >>> breslow_cumhaz(np.array([1, 0, 2]), np.array([4.0, 3.0, 2.0])).tolist()
-    [0.25, 0.25, 1.25]
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inc = np.where(d > 0, d / np.where(s0 > 0, s0, 1.0), 0.0)
-    return np.cumsum(inc, axis=0)
-
-
 __all__ = [
     "bin_sums",
-    "breslow_cumhaz",
+    "check_information",
     "cox_decision",
     "exact_terms",
     "newton_fit",

@@ -9,7 +9,7 @@ Examples
 >>> r.summary.loc["sex[T.2]", ["coef", "se", "z"]].round(4).tolist()
 [-0.5, 0.17, -2.9412]
 >>> r
-<CoxResult: 2 covariates, n=228, 165 events, efron ties, pooled baseline, 4 Newton rounds, log-likelihood -740>
+<CoxResult: 2 covariates, n=228, 165 events, efron ties, 4 Newton rounds, log-likelihood -740>
 """
 
 from __future__ import annotations
@@ -68,24 +68,48 @@ class CoxResult:
     time_grid: Mapping[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
 
-    def __init__(self, *, names: Sequence[str], coef: np.ndarray, cov: np.ndarray,
-                 log_likelihood: float, log_likelihood_null: float, n: int, events: int,
-                 iterations: int, ties: str = "efron", strata: Sequence[str] = (),
-                 penalty: float = 0.0, penalized_log_likelihood: float | None = None,
-                 baseline_survival: pd.DataFrame | None = None,
-                 means: pd.Series | None = None, time_grid: Mapping[str, Any] | None = None,
-                 alpha: float = 0.05) -> None:
-        values = dict(names=tuple(names), coef_=np.asarray(coef, dtype=np.float64),
-                      cov=np.asarray(cov, dtype=np.float64),
-                      log_likelihood=float(log_likelihood),
-                      log_likelihood_null=float(log_likelihood_null), n=int(n),
-                      events=int(events), iterations=int(iterations), ties=str(ties),
-                      strata=tuple(strata), penalty=float(penalty),
-                      penalized_log_likelihood=(float(log_likelihood)
-                                                if penalized_log_likelihood is None
-                                                else float(penalized_log_likelihood)),
-                      baseline_survival=baseline_survival, means=means,
-                      time_grid=dict(time_grid or {}), alpha=float(alpha))
+    def __init__(
+        self,
+        *,
+        names: Sequence[str],
+        coef: np.ndarray,
+        cov: np.ndarray,
+        log_likelihood: float,
+        log_likelihood_null: float,
+        n: int,
+        events: int,
+        iterations: int,
+        ties: str = "efron",
+        strata: Sequence[str] = (),
+        penalty: float = 0.0,
+        penalized_log_likelihood: float | None = None,
+        baseline_survival: pd.DataFrame | None = None,
+        means: pd.Series | None = None,
+        time_grid: Mapping[str, Any] | None = None,
+        alpha: float = 0.05,
+    ) -> None:
+        values = dict(
+            names=tuple(names),
+            coef_=np.asarray(coef, dtype=np.float64),
+            cov=np.asarray(cov, dtype=np.float64),
+            log_likelihood=float(log_likelihood),
+            log_likelihood_null=float(log_likelihood_null),
+            n=int(n),
+            events=int(events),
+            iterations=int(iterations),
+            ties=str(ties),
+            strata=tuple(strata),
+            penalty=float(penalty),
+            penalized_log_likelihood=(
+                float(log_likelihood)
+                if penalized_log_likelihood is None
+                else float(penalized_log_likelihood)
+            ),
+            baseline_survival=baseline_survival,
+            means=means,
+            time_grid=dict(time_grid or {}),
+            alpha=float(alpha),
+        )
         for k, v in values.items():
             object.__setattr__(self, k, v)
 
@@ -115,10 +139,18 @@ class CoxResult:
         se = self.se.to_numpy()
         z = self.coef_ / se
         q = float(stats.norm.ppf(1 - self.alpha / 2))
-        return pd.DataFrame({"coef": self.coef_, "exp(coef)": np.exp(self.coef_), "se": se,
-                             "z": z, "p": 2 * stats.norm.sf(np.abs(z)),
-                             "ci_low": self.coef_ - q * se, "ci_high": self.coef_ + q * se},
-                            index=pd.Index(list(self.names), name="covariate"))
+        return pd.DataFrame(
+            {
+                "coef": self.coef_,
+                "exp(coef)": np.exp(self.coef_),
+                "se": se,
+                "z": z,
+                "p": 2 * stats.norm.sf(np.abs(z)),
+                "ci_low": self.coef_ - q * se,
+                "ci_high": self.coef_ + q * se,
+            },
+            index=pd.Index(list(self.names), name="covariate"),
+        )
 
     @property
     def log_likelihood_ratio_test(self) -> tuple[float, int, float]:
@@ -150,11 +182,37 @@ class CoxResult:
 
     def __repr__(self) -> str:
         p = len(self.names)
-        base = f"{len(self.strata)}-stratum" if self.strata else "pooled"
+        strata = f"{len(self.strata)} strata, " if self.strata else ""
         pen = f", ridge penalty {self.penalty:g}" if self.penalty else ""
-        return (f"<CoxResult: {p} covariate{'s' * (p != 1)}, n={self.n}, {self.events} events, "
-                f"{self.ties} ties, {base} baseline, {self.iterations} Newton rounds, "
-                f"log-likelihood {self.log_likelihood:.4g}{pen}>")
+        return (
+            f"<CoxResult: {p} covariate{'s' * (p != 1)}, n={self.n}, {self.events} events, "
+            f"{self.ties} ties, {strata}{self.iterations} Newton rounds, "
+            f"log-likelihood {self.log_likelihood:.4g}{pen}>"
+        )
 
 
-__all__ = ["CoxResult"]
+def breslow_baseline(
+    d: np.ndarray, r0: np.ndarray, points: np.ndarray, labels: Sequence[str], shift: float
+) -> pd.DataFrame:
+    """Breslow's baseline survival per stratum from per-bin sums (lifelines' estimator).
+
+    ``d`` and ``r0`` are ``(strata, bins)`` event counts and sums of ``exp(z·beta_z)`` over
+    the rows leaving the risk set at each bin; ``shift`` moves the reference covariate
+    values (``S0`` at the means is ``shift * S0``). Indexed by the bins with an event.
+
+    Examples
+    --------
+    >>> breslow_baseline(np.array([[1, 0, 1]]), np.array([[1.0, 1.0, 2.0]]),
+    ...                  np.array([0.0, 1.0, 2.0]), ["s"], 1.0)["s"].round(4).tolist()
+    [0.7788, 0.4724]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    at_risk = np.flip(np.cumsum(np.flip(np.asarray(r0, dtype=np.float64), 1), 1), 1) * shift
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(d > 0, d / np.where(at_risk > 0, at_risk, 1.0), 0.0)
+    rows = np.flatnonzero(d.sum(0) > 0)
+    surv = np.exp(-np.cumsum(hazard, axis=1))[:, rows].T
+    return pd.DataFrame(surv, columns=list(labels), index=pd.Index(points[rows], name="time"))
+
+
+__all__ = ["CoxResult", "breslow_baseline"]

@@ -1,9 +1,16 @@
-"""Shamir secret sharing of byte strings over GF(2^128) (pycryptodome, no ssss layer).
+"""Shamir secret sharing of byte strings over the prime field GF(2^128 - 159).
 
-A secret of ``16·m`` bytes is split as ``m`` independent 16-byte chunks, each shared with
-a fresh random polynomial of degree ``threshold - 1``; share ``i`` carries the ``m``
-evaluations at ``x = i``, concatenated. Any ``threshold`` shares recover the secret and
-fewer reveal nothing about it.
+A secret of ``16·m`` bytes is split as ``m`` independent 16-byte chunks (big-endian
+integers, each below ``P = 2^128 - 159``, the largest 128-bit prime), each shared with a
+fresh random polynomial of degree ``threshold - 1``; share ``i`` carries the ``m``
+evaluations at ``x = i``, concatenated, 16 bytes each. Any ``threshold`` shares recover the
+secret (Lagrange interpolation at 0) and fewer reveal nothing about it.
+
+Why not pycryptodome's ``Shamir`` (GF(2^128))? Its field arithmetic is pure Python, bit by
+bit: reconstructing ten 32-byte seeds took 34 ms, the largest single cost of a masked sum
+(benchmarks/results/secure_sum.md). Prime-field arithmetic on Python integers is the same
+construction at a few microseconds per share. A 16-byte chunk at or above ``P`` (probability
+``2^-120.7`` for a random secret) cannot be shared and is refused: draw a new secret.
 
 Shares are **not** authenticated: :func:`combine_shares` with enough shares always returns
 *some* 16·m bytes, and a single altered share silently changes the result. Shares must
@@ -20,16 +27,17 @@ True
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
-
-from Crypto.Protocol.SecretSharing import Shamir
 
 from safeflow.crypto.keys import _as_bytes, _as_int
 from safeflow.errors import CryptoError, InvalidParameter
 
 CHUNK_SIZE: Final = 16
+#: the field: the largest prime below 2^128
+PRIME: Final = 2**128 - 159
 MAX_SHARES: Final = 255
 
 
@@ -123,7 +131,8 @@ def _check_threshold(threshold: object) -> int:
     return t
 
 
-def split_secret(secret: bytes, threshold: int, n_shares: int) -> list[Share]:
+def split_secret(secret: bytes, threshold: int, n_shares: int, *,
+                 rng: Callable[[int], bytes] | None = None) -> list[Share]:
     """Split ``secret`` into ``n_shares`` shares, any ``threshold`` of which recover it.
 
     Parameters
@@ -134,6 +143,9 @@ def split_secret(secret: bytes, threshold: int, n_shares: int) -> list[Share]:
         Shares needed to recover, ``1 <= threshold <= n_shares``.
     n_shares : int
         Shares to make, ``threshold <= n_shares <= 255``. Share ``i`` has index ``i + 1``.
+    rng : callable, optional
+        ``rng(n) -> n random bytes`` for the polynomial coefficients (tests inject a seeded
+        source); default: the operating system's CSPRNG.
 
     Returns
     -------
@@ -165,14 +177,54 @@ def split_secret(secret: bytes, threshold: int, n_shares: int) -> list[Share]:
         raise InvalidParameter(
             f"need 1 <= threshold <= n_shares <= 255; got threshold={t}, n_shares={n}"
         )
+    draw = rng or secrets.token_bytes
     values = [bytearray() for _ in range(n)]
     for start in range(0, len(secret), CHUNK_SIZE):
-        chunk_shares = Shamir.split(t, n, secret[start : start + CHUNK_SIZE], ssss=False)
-        for position, (index, value) in enumerate(chunk_shares):
-            if index != position + 1:  # pragma: no cover - pycryptodome numbers them 1..n
-                raise AssertionError(f"unexpected Shamir share index {index}")
-            values[position] += value
+        a0 = int.from_bytes(secret[start : start + CHUNK_SIZE], "big")
+        if a0 >= PRIME:
+            raise InvalidParameter(
+                "a 16-byte chunk of the secret is not below 2^128 - 159 and cannot be shared; "
+                "draw a new random secret")
+        coeffs = [a0] + [int.from_bytes(draw(24), "big") % PRIME for _ in range(t - 1)]
+        for x in range(1, n + 1):
+            y = 0
+            for c in reversed(coeffs):  # Horner
+                y = (y * x + c) % PRIME
+            values[x - 1] += y.to_bytes(CHUNK_SIZE, "big")
     return [Share(i + 1, bytes(v)) for i, v in enumerate(values)]
+
+
+def is_shareable(secret: bytes) -> bool:
+    """True when every 16-byte chunk of ``secret`` lies in the field (see module docstring).
+
+    Examples
+    --------
+    >>> is_shareable(bytes(32)), is_shareable(b"\\xff" * 16)
+    (True, False)
+    """
+    return len(secret) % CHUNK_SIZE == 0 and all(
+        int.from_bytes(secret[i : i + CHUNK_SIZE], "big") < PRIME
+        for i in range(0, len(secret), CHUNK_SIZE))
+
+
+def lagrange_at_zero(indices: Sequence[int]) -> list[int]:
+    """Lagrange coefficients ``l_i(0)`` mod ``PRIME`` for distinct evaluation points.
+
+    Examples
+    --------
+    >>> c = lagrange_at_zero([1, 2])
+    >>> (c[0] * 5 + c[1] * 7) % PRIME  # the line through (1, 5), (2, 7) meets x = 0 at 3
+    3
+    """
+    out = []
+    for i, xi in enumerate(indices):
+        num, den = 1, 1
+        for j, xj in enumerate(indices):
+            if i != j:
+                num = num * xj % PRIME
+                den = den * (xj - xi) % PRIME
+        out.append(num * pow(den, -1, PRIME) % PRIME)
+    return out
 
 
 def combine_shares(shares: Sequence[Share], threshold: int) -> bytes:
@@ -234,12 +286,16 @@ def combine_shares(shares: Sequence[Share], threshold: int) -> bytes:
     length = len(chosen[0][1])
     if any(len(value) != length for _, value in chosen):
         raise CryptoError("shares have different lengths, so they cannot belong to the same secret")
+    coeffs = lagrange_at_zero([index for index, _ in chosen])
     secret = bytearray()
     for start in range(0, length, CHUNK_SIZE):
-        secret += Shamir.combine(
-            [(index, value[start : start + CHUNK_SIZE]) for index, value in chosen], ssss=False
-        )
+        ys = [int.from_bytes(value[start : start + CHUNK_SIZE], "big") for _, value in chosen]
+        if any(y >= PRIME for y in ys):
+            raise CryptoError("a share value is outside the field: it was altered or is not a "
+                              "safeflow share")
+        total = sum(c * y for c, y in zip(coeffs, ys, strict=True)) % PRIME
+        secret += total.to_bytes(CHUNK_SIZE, "big")
     return bytes(secret)
 
 
-__all__ = ["Share", "combine_shares", "split_secret"]
+__all__ = ["PRIME", "Share", "combine_shares", "is_shareable", "lagrange_at_zero", "split_secret"]

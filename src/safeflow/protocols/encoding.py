@@ -6,21 +6,26 @@ results are bit-identical to each other: the sum is exact, and decoding rounds o
 Per spec, with ``B`` its public per-site bound:
 
 * ``count``: the value itself, one ring element of width ``w = bit_length(B)`` bits.
-* ``real``: ``q = round(v * 2^f)`` with ``f = 94 - ceil(log2 B)``, split into two ring
-  elements, a low limb ``q mod 2^48`` and a high limb ``floor(q / 2^48) + 2^47``, both
-  non-negative and below ``2^48``. A sum of ``K <= 1024`` sites never wraps; decoding
-  recombines the limbs exactly and rounds once. The quantisation step is ``B * 2^-94``, so
-  even a pessimistic public bound (``max_rows_per_site * max|x|^2``) leaves far more
-  precision than float64 carries: integer-valued data is summed exactly.
+* ``real`` with ``precision="extended"`` (default): ``q = round(v * 2^f)`` with
+  ``f = 94 - ceil(log2 B)``, split into two ring elements, a low limb ``q mod 2^48`` and a
+  high limb ``floor(q / 2^48) + 2^47``, both non-negative and below ``2^48``. A sum of
+  ``K <= 1024`` sites never wraps; decoding recombines the limbs exactly and rounds once.
+  The quantisation step is ``B * 2^-94``, so even a pessimistic public bound
+  (``max_rows_per_site * max|x|^2``) leaves far more precision than float64 carries:
+  integer-valued data is summed exactly.
+* ``real`` with ``precision="double"``: one ring element ``round(v * 2^f) + 2^53`` with
+  ``f = 52 - ceil(log2 B)`` (width 54 bits): quantum ``B * 2^-52``, float64 resolution at
+  the scale of the bound, at the cost of one ring element (8 bytes) per value.
 
-The ring vector therefore has :attr:`RingCodec.ring_size` elements (counts once, reals
-twice). A value beyond its bound raises :class:`~safeflow.errors.EncodingOverflow` at the
-site, before anything is sent: overflow is never silent.
+The ring vector therefore has :attr:`RingCodec.ring_size` elements (counts and double
+reals once, extended reals twice). A value beyond its bound raises
+:class:`~safeflow.errors.EncodingOverflow` at the site, before anything is sent: overflow
+is never silent.
 
 Examples
 --------
 >>> import numpy as np
->>> from safeflow.statspec import StatLayout, StatSpec
+>>> from safeflow.statspec import StatLayout, StatSpec, StatSpec
 >>> lay = StatLayout((StatSpec("n", (1,), "count", 10), StatSpec("s", (1,), "real", 100.0)))
 >>> codec = RingCodec(lay, bounds=(10, 100.0))
 >>> a = codec.encode({"n": np.array([3]), "s": np.array([-1.25])})
@@ -39,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from safeflow.errors import EncodingOverflow, InvalidParameter, ProtocolError
-from safeflow.statspec import StatLayout
+from safeflow.statspec import StatLayout, StatSpec
 
 MAX_SITES = 1024
 LIMB_BITS = 48
@@ -48,15 +53,24 @@ _LIMB = float(1 << LIMB_BITS)
 _HI_OFFSET = 1 << (LIMB_BITS - 1)
 
 
-def real_frac_bits(bound: float) -> int:
+DOUBLE_WIDTH = 54
+_DOUBLE_OFFSET = 1 << (DOUBLE_WIDTH - 1)
+
+
+def real_frac_bits(bound: float, precision: str = "extended") -> int:
     """Fractional bits for a real statistic with per-site bound ``bound``.
 
     Examples
     --------
-    >>> real_frac_bits(100.0)
-    87
+    >>> real_frac_bits(100.0), real_frac_bits(100.0, "double")
+    (87, 45)
     """
-    return REAL_BITS - math.ceil(math.log2(bound))
+    bits = REAL_BITS if precision == "extended" else DOUBLE_WIDTH - 2
+    return bits - math.ceil(math.log2(bound))
+
+
+def _elements(spec: StatSpec) -> int:
+    return 2 if spec.kind == "real" and spec.precision == "extended" else 1
 
 
 def bound_exponent(values: np.ndarray) -> int:
@@ -78,11 +92,11 @@ def ring_size(layout: StatLayout) -> int:
 
     Examples
     --------
-    >>> from safeflow.statspec import StatLayout, StatSpec
+    >>> from safeflow.statspec import StatLayout, StatSpec, StatSpec
     >>> ring_size(StatLayout((StatSpec("n", (3,), "count", 9), StatSpec("s", (2,), "real", 1.0))))
     7
     """
-    return sum(s.size * (1 if s.kind == "count" else 2) for s in layout.specs)
+    return sum(s.size * _elements(s) for s in layout.specs)
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,9 @@ class RingCodec:
             if s.kind == "count":
                 out.append((i, pos, pos + s.size, max(int(bound).bit_length(), 1)))
                 pos += s.size
+            elif s.precision == "double":
+                out.append((i, pos, pos + s.size, DOUBLE_WIDTH))
+                pos += s.size
             else:
                 out.append((i, pos, pos + s.size, LIMB_BITS))
                 out.append((i, pos + s.size, pos + 2 * s.size, LIMB_BITS))
@@ -143,6 +160,11 @@ class RingCodec:
                 out[pos : pos + s.size] = v.astype(np.uint64)
                 pos += s.size
                 continue
+            if s.precision == "double":
+                q1 = np.rint(np.ldexp(v, real_frac_bits(bound, "double"))).astype(np.int64)
+                out[pos : pos + s.size] = (q1 + _DOUBLE_OFFSET).astype(np.uint64)
+                pos += s.size
+                continue
             q = np.rint(np.ldexp(v, real_frac_bits(bound)))  # integer-valued, |q| <= 2^94
             hi = np.floor(q / _LIMB)
             lo = q - hi * _LIMB  # exact: 0 <= lo < 2^48
@@ -164,6 +186,13 @@ class RingCodec:
         for s, bound in zip(self.layout.specs, self.bounds, strict=True):
             if s.kind == "count":
                 out[s.name] = total[pos : pos + s.size].astype(np.int64).reshape(s.shape)
+                pos += s.size
+                continue
+            if s.precision == "double":
+                signed = (total[pos : pos + s.size]
+                          - np.uint64(n_contributors * _DOUBLE_OFFSET)).view(np.int64)
+                out[s.name] = np.ldexp(signed.astype(np.float64),
+                                       -real_frac_bits(bound, "double")).reshape(s.shape)
                 pos += s.size
                 continue
             lo = total[pos : pos + s.size]

@@ -40,7 +40,7 @@ import numpy as np
 from safeflow.crypto.aead import open_sealed, seal
 from safeflow.crypto.keys import X25519KeyPair, derive_key
 from safeflow.crypto.prg import mask_stream
-from safeflow.crypto.shamir import Share, combine_shares, split_secret
+from safeflow.crypto.shamir import Share, combine_shares, is_shareable, split_secret
 from safeflow.envelope import Payload
 from safeflow.errors import CryptoError, ProtocolError
 from safeflow.protocols._base import (
@@ -197,6 +197,8 @@ class MaskingSite(SiteHalf):
         self._rand = rng or secrets.token_bytes
         self._c = X25519KeyPair.generate(rng)
         self._s = X25519KeyPair.generate(rng)
+        while not is_shareable(self._s.to_private_bytes()):  # probability 2^-120
+            self._s = X25519KeyPair.generate(rng)
         self._peers: dict[str, tuple[bytes, bytes]] = {}
         self._chan: dict[str, bytes] = {}
         self._pair: dict[str, bytes] = {}
@@ -249,6 +251,8 @@ class MaskingSite(SiteHalf):
                          prefix: dict[str, bytes] | None) -> dict[str, bytes]:
         """Draw the next round's self-mask seed and seal each peer's share (with prefix)."""
         self._seed = self._rand(32)
+        while not is_shareable(self._seed):  # probability 2^-120
+            self._seed = self._rand(32)
         b_shares = self._split(self._seed)
         if prefix is not None:
             self._s_shares[self.site] = prefix[self.site]
