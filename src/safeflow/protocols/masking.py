@@ -39,7 +39,7 @@ import numpy as np
 
 from safeflow.crypto.aead import open_sealed, seal
 from safeflow.crypto.keys import X25519KeyPair, derive_key
-from safeflow.crypto.prg import mask_stream
+from safeflow.crypto.prg import mask_add, mask_stream
 from safeflow.crypto.shamir import Share, combine_shares, is_shareable, split_secret
 from safeflow.envelope import Payload
 from safeflow.errors import CryptoError, ProtocolError
@@ -66,16 +66,26 @@ def _ctx(info: SessionInfo, *parts: object) -> bytes:
     return "|".join(["safeflow-masking-v1", info.study, info.run, *map(str, parts)]).encode()
 
 
+def pair_key(info: SessionInfo, shared: bytes, round: int, a: str, b: str) -> bytes:
+    """The AES key of the pairwise mask of sites ``a`` and ``b`` for ``round``."""
+    lo, hi = sorted((a, b))
+    return derive_key(shared, context=_ctx(info, "pair", round, lo, hi))
+
+
+def self_key(info: SessionInfo, seed: bytes, round: int, site: str) -> bytes:
+    """The AES key of ``site``'s self-mask for ``round``, from its round seed."""
+    return derive_key(seed, context=_ctx(info, "self", round, site))
+
+
 def pair_mask(info: SessionInfo, shared: bytes, round: int, a: str, b: str,
               n: int) -> np.ndarray:
     """The pairwise mask of sites ``a`` and ``b`` for ``round`` (``n`` ring elements)."""
-    lo, hi = sorted((a, b))
-    return mask_stream(derive_key(shared, context=_ctx(info, "pair", round, lo, hi)), n)
+    return mask_stream(pair_key(info, shared, round, a, b), n)
 
 
 def self_mask(info: SessionInfo, seed: bytes, round: int, site: str, n: int) -> np.ndarray:
     """The self-mask of ``site`` for ``round`` from its round seed."""
-    return mask_stream(derive_key(seed, context=_ctx(info, "self", round, site)), n)
+    return mask_stream(self_key(info, seed, round, site), n)
 
 
 def _index(info: SessionInfo, site: str) -> int:
@@ -146,7 +156,7 @@ class MaskingServer(ServerHalf):
             v: Payload("none", meta={"survivors": survivors, "dropped": dropped})
             for v in survivors})
         self._require(replies, UNMASK)
-        total -= self._masks_to_remove(replies, round, survivors, dropped, total.size)
+        self._remove_masks(total, replies, round, survivors, dropped)
         next_members = [s for s in survivors if s in replies]
         self._collect_sealed(replies, next_members)
         totals = RingCodec(layout, bounds).decode(total, n_contributors=len(survivors))
@@ -165,12 +175,12 @@ class MaskingServer(ServerHalf):
         except CryptoError as e:
             raise ProtocolError(f"could not reconstruct the {kind}-secret of {site!r}: {e}") from e
 
-    def _masks_to_remove(self, replies: Mapping[str, Payload], round: int,
-                         survivors: list[str], dropped: list[str], n: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.uint64)
+    def _remove_masks(self, total: np.ndarray, replies: Mapping[str, Payload], round: int,
+                      survivors: list[str], dropped: list[str]) -> None:
+        """Subtract every survivor's self-mask and every dropped site's pairwise masks."""
         for u in survivors:
             seed = self._reconstruct(replies, "b", u)
-            out += self_mask(self.info, seed, round, u, n)
+            mask_add(total, self_key(self.info, seed, round, u), subtract=True)
         for u in dropped:
             s_sk = self._reconstruct(replies, "s", u)
             kp = X25519KeyPair.from_private_bytes(s_sk)
@@ -178,12 +188,9 @@ class MaskingServer(ServerHalf):
                 raise ProtocolError(f"reconstructed mask key of {u!r} does not match its "
                                     "public key: a share was corrupted; the run is aborted")
             for v in survivors:
-                m = pair_mask(self.info, kp.agree(self.keys[v][1]), round, u, v, n)
-                if v < u:
-                    out += m
-                else:
-                    out -= m
-        return out
+                key = pair_key(self.info, kp.agree(self.keys[v][1]), round, u, v)
+                # v added +m when v < u, -m otherwise: take that out of the total
+                mask_add(total, key, subtract=v < u)
 
 
 class MaskingSite(SiteHalf):
@@ -290,19 +297,15 @@ class MaskingSite(SiteHalf):
                 self._s_shares[u] = body[:_SHARE_LEN]
             self._b_shares[u] = body[-_SHARE_LEN:]
         _, vec = self.encode(payload, local)
-        n = vec.size
-        vec = vec + self_mask(self.info, self._seed, round, self.site, n)
+        mask_add(vec, self_key(self.info, self._seed, round, self.site))
         for v in members:
             if v == self.site:
                 continue
             shared = self._pair.get(v)
             if shared is None:
                 shared = self._pair[v] = self._s.agree(self._peers[v][1])
-            m = pair_mask(self.info, shared, round, self.site, v, n)
-            if self.site < v:
-                vec += m
-            else:
-                vec -= m
+            mask_add(vec, pair_key(self.info, shared, round, self.site, v),
+                     subtract=self.site > v)
         self._round = round
         return Payload("masked", arrays={"vector": vec})
 
