@@ -114,3 +114,20 @@ def test_random_partitions(n_sites: int, seed: int, protocol: str) -> None:
     fed = sf.Federation.local(sites, destination="NL", purpose="scientific-research")
     rel = sf.describe(fed, NUM + CAT, protocol=protocol)
     _check_describe(rel.value, _pooled(NUM + CAT))
+
+
+@pytest.mark.skipif("he" not in EXACT, reason="TenSEAL is not installed")
+def test_ckks_table1_is_within_its_documented_bound() -> None:
+    """CKKS: |T' - T| <= 1e-10 * M^2 * B for each total (he.py docstring), counts exact."""
+    m, rows = 3, 500
+    fed = lung_federation(m, max_rows_per_site=rows)
+    rel = sf.describe(fed, ["age", "time", "sex"], protocol="he", scheme="ckks")
+    ref = lung()
+    t = rel.value.set_index(["variable", "level"])
+    assert t.loc[("sex", "1"), "count"] == (ref["sex"] == 1).sum()
+    for col, hi in (("age", 100.0), ("time", 1100.0)):
+        n = len(ref)
+        assert t.loc[(col, ""), "n"] == n
+        bound_sum = 1e-10 * m**2 * rows * hi
+        assert abs(t.loc[(col, ""), "mean"] - ref[col].mean()) <= bound_sum / n
+        assert t.loc[(col, ""), "mean"] != ref[col].mean()  # flooded: not bit-exact
