@@ -29,6 +29,12 @@ contains the sensitive number that caused it (STYLE.md item 11).
     │   ├── ReplayedEnvelope                 a nonce seen before in this run
     │   └── UnexpectedStage                  a message for another run, round, stage or party
     ├── ExportRefused (PermissionError)      a site's export gate refused an outgoing message
+    ├── PolicyError                          the policy layer cannot decide
+    │   ├── PackError (ValueError)           a policy pack is malformed (names file and rule)
+    │   └── FactsError (ValueError)          facts with unknown or ill-typed fields
+    ├── VerificationError                    a certificate, signature or proof does not verify
+    ├── AuditError                           an audit log is inconsistent or was tampered with
+    ├── BudgetExceeded (PermissionError)     a DP release would overspend a privacy budget
     └── ReleaseError                         a release cannot be used as asked
         ├── Uncertified (PermissionError)    no certificate yet: export is refused
         └── ExportDenied (PermissionError)   the policy decision does not allow export
@@ -130,6 +136,30 @@ class ExportRefused(SafeflowError, PermissionError):
     """A site's export gate refused to send a message; nothing was sent."""
 
 
+class PolicyError(SafeflowError):
+    """The policy layer cannot reach a decision."""
+
+
+class PackError(PolicyError, ValueError):
+    """A policy pack is malformed; the message names the file and the rule."""
+
+
+class FactsError(PolicyError, ValueError):
+    """Facts with an unknown or ill-typed field; the message names the field."""
+
+
+class VerificationError(SafeflowError):
+    """A certificate, signature or proof does not verify (tampered, wrong key, missing)."""
+
+
+class AuditError(SafeflowError):
+    """An audit log is inconsistent: rows edited, deleted, reordered or truncated."""
+
+
+class BudgetExceeded(SafeflowError, PermissionError):
+    """A differentially private release would overspend a privacy budget; nothing spent."""
+
+
 class ReleaseError(SafeflowError):
     """A release cannot be used the way it was asked."""
 
@@ -143,6 +173,8 @@ class ExportDenied(ReleaseError, PermissionError):
 
 
 __all__ = [
+    "AuditError",
+    "BudgetExceeded",
     "ConvergenceError",
     "CryptoError",
     "DataError",
@@ -151,12 +183,15 @@ __all__ = [
     "EnvelopeTooLarge",
     "ExportDenied",
     "ExportRefused",
+    "FactsError",
     "InsecureParameters",
     "InvalidKey",
     "InvalidParameter",
     "MalformedEnvelope",
     "MissingValueError",
     "OutOfBoundsError",
+    "PackError",
+    "PolicyError",
     "ProtocolError",
     "ReleaseError",
     "ReplayedEnvelope",

@@ -57,6 +57,11 @@ class GLMResult:
         return pd.Series(np.sqrt(np.diag(self.cov)), index=self.names, name="se")
 
     @property
+    def converged(self) -> bool:
+        """Always True: a fit that does not converge raises ConvergenceError instead."""
+        return True
+
+    @property
     def aic(self) -> float:
         """Akaike information criterion, ``-2 loglik + 2 p`` (statsmodels' GLM convention)."""
         return -2.0 * self.loglik + 2.0 * len(self.names)
