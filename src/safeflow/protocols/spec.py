@@ -39,6 +39,8 @@ PROTECTIONS = frozenset(
     {"none", "masked", "aead-encrypted", "bfv-ciphertext", "ckks-ciphertext", "dp-noised"}
 )
 ROLES = frozenset({"site", "aggregator", "customs"})
+#: what a message carries, for the jurisdiction's export-gate rules (policy packs)
+CONTENTS = frozenset({"statistics", "keys", "shares", "control"})
 _FIELD_KINDS = frozenset({"meta", "blob", "array"})
 
 
@@ -59,6 +61,7 @@ class MessageSpec:
     stage: str
     sender: str
     receiver: str
+    content: str
     crosses_border: bool
     protections: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
@@ -132,6 +135,8 @@ def parse_spec(text: bytes, source: str) -> ProtocolSpec:
                     "size", "reveals"):
             if key not in m:
                 raise _err(source, f"{where} lacks {key!r}")
+        if m.get("content") not in CONTENTS:
+            raise _err(source, f"{where}: content must be one of {sorted(CONTENTS)}")
         if m["sender"] not in ROLES or m["receiver"] not in ROLES:
             raise _err(source, f"{where}: sender and receiver must be one of {sorted(ROLES)}")
         prot = m["protection"] if isinstance(m["protection"], list) else [m["protection"]]
@@ -146,7 +151,7 @@ def parse_spec(text: bytes, source: str) -> ProtocolSpec:
         if m["stage"] not in phases["setup"] + phases["round"]:
             raise _err(source, f"{where}: stage {m['stage']!r} is in no phase")
         messages.append(MessageSpec(
-            stage=m["stage"], sender=m["sender"], receiver=m["receiver"],
+            stage=m["stage"], sender=m["sender"], receiver=m["receiver"], content=m["content"],
             crosses_border=bool(m["crosses_border"]), protections=tuple(prot),
             fields=tuple(fields), size=str(m["size"]), reveals=dict(m["reveals"]),
         ))

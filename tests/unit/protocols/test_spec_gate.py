@@ -33,11 +33,17 @@ def test_unknown_spec_is_a_typed_error() -> None:
     (b"protocol: x\n", "missing key"),
     (b"[1, 2", "not valid YAML"),
     (b"protocol: x\nversion: 1\ntitle: t\nparameters: {}\nphases: {setup: [], round: [a]}\n"
-     b"messages:\n - {stage: a, sender: site, receiver: nobody, crosses_border: true,"
-     b" protection: none, fields: {}, size: '1', reveals: {}}\n", "sender and receiver"),
+     b"messages:\n - {stage: a, sender: site, receiver: nobody, content: control,"
+     b" crosses_border: true, protection: none, fields: {}, size: '1', reveals: {}}\n",
+     "sender and receiver"),
     (b"protocol: x\nversion: 1\ntitle: t\nparameters: {}\nphases: {setup: [], round: [a]}\n"
-     b"messages:\n - {stage: a, sender: site, receiver: aggregator, crosses_border: true,"
-     b" protection: rot13, fields: {}, size: '1', reveals: {}}\n", "protection must be"),
+     b"messages:\n - {stage: a, sender: site, receiver: aggregator, content: control,"
+     b" crosses_border: true, protection: rot13, fields: {}, size: '1', reveals: {}}\n",
+     "protection must be"),
+    (b"protocol: x\nversion: 1\ntitle: t\nparameters: {}\nphases: {setup: [], round: [a]}\n"
+     b"messages:\n - {stage: a, sender: site, receiver: aggregator, content: rows,"
+     b" crosses_border: true, protection: none, fields: {}, size: '1', reveals: {}}\n",
+     "content must be"),
 ])
 def test_malformed_specs_name_the_problem(text: bytes, msg: str) -> None:
     with pytest.raises(SpecError, match=msg):
