@@ -12,15 +12,19 @@ Examples
 from safeflow import errors
 from safeflow.api import cox, crosstab, describe, glm, histogram, kaplan_meier, logrank
 from safeflow.data import SQL, Column, Schema
+from safeflow.dp import DP
 from safeflow.federation import Federation, Site
+from safeflow.policy.customs import PolicySettings
 from safeflow.release import Release
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DP",
     "SQL",
     "Column",
     "Federation",
+    "PolicySettings",
     "Release",
     "Schema",
     "Site",

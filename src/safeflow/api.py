@@ -3,8 +3,8 @@
 Examples
 --------
 >>> import pandas as pd, safeflow as sf
->>> s = sf.Schema([sf.Column("arm", kind="categorical", categories=("a", "b")),
-...                sf.Column("leak", kind="binary", categories=(0, 1))])
+>>> s = sf.Schema([sf.Column("arm", classes=("public",), kind="categorical", categories=("a", "b")),
+...                sf.Column("leak", classes=("public",), kind="binary", categories=(0, 1))])
 >>> df = pd.DataFrame({"arm": ["a", "b", "a"], "leak": [0, 1, 1]})
 >>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s), sf.Site("y", df, "NL", schema=s)],
 ...                          destination="NL", purpose="scientific-research")
@@ -63,7 +63,7 @@ def describe(fed: Federation, columns: Sequence[str], *, by: str | None = None,
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("age", bounds=(0, 120))])
+    >>> s = sf.Schema([sf.Column("age", classes=("public",), bounds=(0, 120))])
     >>> fed = sf.Federation.local(
     ...     [sf.Site("a", pd.DataFrame({"age": [60.0, 70]}), "CN", schema=s),
     ...      sf.Site("b", pd.DataFrame({"age": [80.0]}), "NL", schema=s)],
@@ -84,7 +84,7 @@ def histogram(fed: Federation, column: str, bins: Sequence[float], *, by: str | 
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("age", bounds=(0, 120))])
+    >>> s = sf.Schema([sf.Column("age", classes=("public",), bounds=(0, 120))])
     >>> fed = sf.Federation.local(
     ...     [sf.Site("a", pd.DataFrame({"age": [25.0, 35]}), "CN", schema=s),
     ...      sf.Site("b", pd.DataFrame({"age": [36.0]}), "NL", schema=s)],
@@ -137,7 +137,7 @@ def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("x", bounds=(0, 10)), sf.Column("y", bounds=(0, 30))])
+    >>> s = sf.Schema([sf.Column("x", classes=("public",), bounds=(0, 10)), sf.Column("y", classes=("public",), bounds=(0, 30))])
     >>> df = pd.DataFrame({"x": [1.0, 2, 3, 4], "y": [2.0, 4.1, 5.9, 8.0]})
     >>> fed = sf.Federation.local([sf.Site("a", df[:2], "CN", schema=s),
     ...                           sf.Site("b", df[2:], "NL", schema=s)],

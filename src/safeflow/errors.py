@@ -132,7 +132,15 @@ class UnexpectedStage(TransportError):
     """An envelope for another study, run, round, stage, sender or receiver."""
 
 
-class ExportRefused(SafeflowError, PermissionError):
+class _RuleError(SafeflowError):
+    """A refusal that names the rule that decided and the next step."""
+
+    def __init__(self, message: str, *, rule: str | None = None, fix: str | None = None):
+        super().__init__(message)
+        self.rule, self.fix = rule, fix
+
+
+class ExportRefused(_RuleError, PermissionError):
     """A site's export gate refused to send a message; nothing was sent."""
 
 
@@ -168,8 +176,8 @@ class Uncertified(ReleaseError, PermissionError):
     """The release carries no certificate yet, so it may not be exported."""
 
 
-class ExportDenied(ReleaseError, PermissionError):
-    """The policy decision does not allow this output to be exported."""
+class ExportDenied(ReleaseError, _RuleError, PermissionError):
+    """The policy decision does not allow this output to be released; names rule and fix."""
 
 
 __all__ = [

@@ -11,7 +11,7 @@ facts it derives from the run itself.
 Examples
 --------
 >>> import pandas as pd, safeflow as sf
->>> s = sf.Schema([sf.Column("x", bounds=(0, 10))])
+>>> s = sf.Schema([sf.Column("x", classes=("public",), bounds=(0, 10))])
 >>> fed = sf.Federation.local([sf.Site("a", pd.DataFrame({"x": [1.0, 2]}), "CN", schema=s),
 ...                           sf.Site("b", pd.DataFrame({"x": [3.0]}), "NL", schema=s)],
 ...                          destination="NL", purpose="scientific-research")
@@ -22,8 +22,12 @@ Examples
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +36,7 @@ from safeflow.analyses import Analysis, Next
 from safeflow.data import Column, Schema, SiteData
 from safeflow.envelope import DEFAULT_MAX_BYTES
 from safeflow.errors import InvalidParameter, SchemaError
+from safeflow.policy.customs import Customs, PolicySettings, messages_digest, release_files
 from safeflow.protocols import SessionInfo, default_threshold, load_spec, protocol_classes
 from safeflow.release import Release
 from safeflow.runtime import SiteRuntime
@@ -114,7 +119,9 @@ class Federation:
     def __init__(self, sites: Sequence[Site], *, destination: str, purpose: str,
                  transport: str, study: str | None = None, threshold: int | None = None,
                  max_rows_per_site: int = 2**32,
-                 max_envelope_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_envelope_bytes: int = DEFAULT_MAX_BYTES,
+                 policy: PolicySettings | None = None,
+                 state_dir: str | Path | None = None) -> None:
         sites = list(sites)
         if not all(isinstance(s, Site) for s in sites):
             raise InvalidParameter("Federation takes a list of sf.Site objects")
@@ -139,6 +146,18 @@ class Federation:
                                     else SiteData(s._raw, schema=self.public_schema))
                            for s in sites}
         self._faults: dict[str, Any] = {}
+        if policy is not None and not isinstance(policy, PolicySettings):
+            raise InvalidParameter("policy must be an sf.PolicySettings")
+        self.policy = policy or PolicySettings()
+        ephemeral = state_dir is None
+        self.state_dir = Path(tempfile.mkdtemp(prefix="safeflow-state-") if ephemeral
+                              else state_dir)
+        self.customs = Customs(self.state_dir, self.policy,
+                               {s.name: s.jurisdiction for s in sites}, study=self.study,
+                               destination=destination, purpose=purpose)
+        # keys and audit logs of an ephemeral federation live as long as it does
+        weakref.finalize(self, _close_state, self.customs,
+                         self.state_dir if ephemeral else None)
 
     @classmethod
     def local(cls, sites: Sequence[Site], *, destination: str, purpose: str,
@@ -167,10 +186,15 @@ class Federation:
         server = server_cls(info, rng=rng, **protocol_params)
         ctx = self._context()
         runtimes = {
-            s.name: SiteRuntime(s.name, self._site_data[s.name], self.public_schema, protocol,
-                                info, context={**ctx, "site": s.name},
-                                rng=None if rng is None else _byte_rng(rng),
-                                max_envelope_bytes=self.max_envelope_bytes, **protocol_params)
+            s.name: SiteRuntime(
+                s.name, self._site_data[s.name], self.public_schema, protocol, info,
+                context={**ctx, "site": s.name, "jurisdiction": s.jurisdiction,
+                         "destination": self.destination},
+                rng=None if rng is None else _byte_rng(rng),
+                max_envelope_bytes=self.max_envelope_bytes,
+                policy_gate=lambda msg, name=s.name: self.customs.gate(name, msg),
+                on_sent=lambda entry, name=s.name: self.customs.log_message(name, entry),
+                **protocol_params)
             for s in self.sites}
         channel = LocalChannel(self.study, run_id, runtimes,
                                {s.name: s.jurisdiction for s in self.sites}, self.destination,
@@ -192,8 +216,26 @@ class Federation:
                 continue
             break
         facts = self._facts(analysis, protocol, step.facts, channel, sorted(contributors), rounds)
-        return Release(step.value, facts, analysis=analysis.name, protocol=protocol,
-                       rounds=rounds, log=tuple(channel.log))
+        facts["run"]["run_id"] = run_id
+        facts["run"]["messages_sha256"] = {
+            s: messages_digest(channel.received[s]) for s in sorted(contributors)}
+        return self._release(analysis.name, protocol, step.value, facts, runtimes, channel,
+                             rounds)
+
+    def _release(self, analysis: str, protocol: str, value: Any, facts: dict[str, Any],
+                 runtimes: Mapping[str, SiteRuntime], channel: LocalChannel,
+                 rounds: int) -> Release:
+        """Customs: decide; deny (typed, no numbers) or certify and hand out the release."""
+        norm, decision = self.customs.decide(facts)
+        if not decision.exportable:
+            raise self.customs.deny(analysis, decision)
+        files = release_files(value)
+        sent = {s: messages_digest(rt.sent) for s, rt in runtimes.items()}
+        cert = self.customs.certify(norm, decision, files, site_messages=sent)
+        summary = self.customs.summary_text(analysis, protocol, norm, decision, cert)
+        return Release(value, norm, analysis=analysis, protocol=protocol, decision=decision,
+                       certificate=cert, rounds=rounds, log=tuple(channel.log),
+                       files=files, summary=summary, trusted=self.customs.trusted_keys())
 
     def _facts(self, analysis: Analysis, protocol: str, out: Mapping[str, Any],
                channel: LocalChannel, contributors: list[str], rounds: int) -> dict[str, Any]:
@@ -210,7 +252,7 @@ class Federation:
             "origin": [{"site": n, "jurisdiction": by_name[n].jurisdiction,
                         "ciio": by_name[n].ciio, "ftz": by_name[n].ftz, "classes": classes}
                        for n in contributors],
-            "destination": {"jurisdiction": self.destination, "recipient_type": "research"},
+            "destination": {"jurisdiction": self.destination},
             "purpose": self.purpose,
             "unit_of_privacy": self.public_schema.unit,
             "run": {"study": self.study, "protocol_spec_sha256": spec.sha256,
@@ -225,6 +267,12 @@ class Federation:
     def __repr__(self) -> str:
         sites = ", ".join(f"{s.name} ({s.jurisdiction})" for s in self.sites)
         return f"<Federation {self.transport}: {sites} -> {self.destination} for {self.purpose}>"
+
+
+def _close_state(customs: Customs, remove: Path | None) -> None:
+    customs.close()
+    if remove is not None:
+        shutil.rmtree(remove, ignore_errors=True)
 
 
 def _bytes_per_round(channel: LocalChannel) -> dict[str, int]:

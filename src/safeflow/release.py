@@ -1,10 +1,13 @@
 """Releases: the only thing an analyst receives.
 
 A :class:`Release` carries its value together with the guarantees and provenance that
-travel with it (STYLE.md item 1): the protocol and its spec hash, the facts customs
-derived from the run (POLICY.md), the bytes that crossed each border, and, once the
-policy layer certifies it, the decision and the signed certificate. Until then a release
-says it is uncertified and :meth:`Release.export` refuses.
+travel with it (STYLE.md item 1): the protocol, the facts customs derived from the run
+(POLICY.md), the policy decision, and the certificate signed by customs and co-signed by
+every origin site. A result that the policy does not allow never becomes a Release: the
+analysis raises :class:`~safeflow.errors.ExportDenied` instead.
+
+:meth:`Release.export` writes the value files, ``certificate.json`` and ``SUMMARY.txt``
+atomically into a new directory; ``safeflow verify DIR`` checks them offline.
 
 Examples
 --------
@@ -36,6 +39,9 @@ class Release:
     certificate: Any = None
     rounds: int = 1
     log: tuple[Any, ...] = field(default=(), repr=False)
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    summary: str = field(default="", repr=False)
+    trusted: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def certified(self) -> bool:
@@ -47,26 +53,41 @@ class Release:
         """Total bytes that crossed a border during the run that produced this release."""
         return int(sum(self.facts.get("run", {}).get("border_bytes", {}).values()))
 
+    @property
+    def epsilon(self) -> Any:
+        """The ε this release spent (``None`` without differential privacy)."""
+        dp = self.facts.get("output", {}).get("dp")
+        return None if dp is None else dp.get("epsilon")
+
     def export(self, path: str | Path) -> Path:
-        """Write the value and its certificate to ``path`` (refused until certified).
+        """Write the value files, certificate and summary into the new directory ``path``.
+
+        Atomic: written beside ``path`` and renamed into place, so a failure leaves nothing.
 
         Raises
         ------
         Uncertified
-            No certificate yet (the certifier is not part of this release of safeflow).
+            The release carries no certificate.
         ExportDenied
             The decision does not allow export.
         """
         if not self.certified:
             raise Uncertified(
                 f"this {self.analysis} release is uncertified: no policy decision or signed "
-                "certificate exists yet, so it may not be exported. Keep it inside the study "
-                "environment until the policy layer (customs) certifies it")
+                "certificate exists, so it may not be exported. Keep it inside the study "
+                "environment, or run the analysis through a federation (customs certifies)")
         if not getattr(self.decision, "exportable", False):
-            raise ExportDenied("the policy decision does not allow export of this release")
-        raise Uncertified("export writers arrive with the policy layer")  # pragma: no cover
+            raise ExportDenied("the policy decision does not allow export of this release",
+                               rule=", ".join(getattr(self.decision, "rules", ()) or ()))
+        from safeflow.policy.export import export_release
+
+        return export_release(path, self.files, self.certificate, self.summary,
+                              trusted=dict(self.trusted) or None)
 
     def __repr__(self) -> str:
-        status = "certified" if self.certified else "UNCERTIFIED"
+        status = (f"certified {self.decision.outcome.value}" if self.certified
+                  else "UNCERTIFIED")
+        eps = self.epsilon
+        budget = "no DP budget spent" if eps is None else f"ε={eps} spent"
         return (f"<Release {self.analysis} via {self.protocol}: {status}, {self.rounds} "
-                f"round(s), {self.bytes_cross_border} bytes crossed borders, no DP budget spent>")
+                f"round(s), {self.bytes_cross_border} bytes crossed borders, {budget}>")

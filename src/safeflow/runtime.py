@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from safeflow.analyses import analysis_from_request
 from safeflow.data import Schema, SiteData
 from safeflow.envelope import DEFAULT_MAX_BYTES, Envelope, Header, ReplayGuard
-from safeflow.errors import ProtocolError
+from safeflow.errors import ExportRefused, ProtocolError
 from safeflow.protocols import ExportGate, SessionInfo, protocol_classes
 from safeflow.protocols.encoding import ring_size
 from safeflow.statspec import StatLayout
@@ -38,7 +39,10 @@ class SiteRuntime:
     def __init__(self, site: str, data: SiteData, public_schema: Schema, protocol: str,
                  info: SessionInfo, *, context: Mapping[str, Any],
                  rng: Callable[[int], bytes] | None = None,
-                 max_envelope_bytes: int = DEFAULT_MAX_BYTES, **params: Any) -> None:
+                 max_envelope_bytes: int = DEFAULT_MAX_BYTES,
+                 policy_gate: Callable[[Mapping[str, Any]], Any] | None = None,
+                 on_sent: Callable[[Mapping[str, Any]], None] | None = None,
+                 **params: Any) -> None:
         _, site_cls = protocol_classes(protocol)
         self.site, self.info = site, info
         self._data, self._schema, self._context = data, public_schema, dict(context)
@@ -48,6 +52,9 @@ class SiteRuntime:
         self._max = max_envelope_bytes
         self._cache: tuple[int, str, StatLayout, dict[str, np.ndarray]] | None = None
         self.rows_dropped: dict[str, int] = {}
+        self._policy_gate, self._on_sent = policy_gate, on_sent
+        self._public = False
+        self.sent: list[str] = []
 
     @staticmethod
     def _half_spec(protocol: str):  # type: ignore[no-untyped-def]
@@ -62,6 +69,8 @@ class SiteRuntime:
             if self._cache is not None and self._cache[:2] == (round, key):
                 return self._cache[2], self._cache[3]
             analysis = analysis_from_request(request)
+            self._public = all(
+                tuple(self._schema.column(c).classes) == ("public",) for c in analysis.columns())
             layout = analysis.layout(self._schema, self._context)
             stats = analysis.local(self._data, self._context)
             layout.check(stats)
@@ -81,9 +90,28 @@ class SiteRuntime:
         if self._cache is not None and self._cache[0] == h.round:
             size = ring_size(self._cache[2])
         self._gate.check(h.stage, reply, layout_size=size)
+        crosses = self._context.get("jurisdiction") != self._context.get("destination")
+        if self._policy_gate is not None:
+            msg = self._gate.spec.message(h.stage, "site")
+            decision = self._policy_gate({
+                "protection": reply.protection, "kind": msg.content if msg else "statistics",
+                "crosses_border": crosses, "destination": self._context.get("destination"),
+                "public_data": self._public, "stage": h.stage})
+            if not decision.allowed:
+                raise ExportRefused(
+                    f"export gate at {self.site!r} refused a {h.stage!r} message under "
+                    f"{decision.rule}: {decision.reason}; nothing was sent. "
+                    f"{decision.fix or ''}".strip(), rule=decision.rule, fix=decision.fix)
         out = Header(study=h.study, run=h.run, round=h.round, stage=h.stage,
                      sender=self.site, receiver=AGGREGATOR)
-        return Envelope(out, reply).to_bytes()
+        raw = Envelope(out, reply).to_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        self.sent.append(digest)
+        if crosses and self._on_sent is not None:
+            self._on_sent({"hash": digest, "size": len(raw), "protocol": self._gate.spec.name,
+                           "stage": h.stage, "sender": self.site, "receiver": AGGREGATOR,
+                           "run": h.run, "round": h.round})
+        return raw
 
     def __reduce__(self) -> Any:
         raise ProtocolError("a site runtime holds site data and keys; it is never serialised")

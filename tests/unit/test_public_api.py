@@ -13,7 +13,8 @@ from tests.conftest import LUNG_SCHEMA, lung, lung_federation
 
 def test_public_names_are_exactly_these() -> None:
     assert sorted(sf.__all__) == sorted([
-        "SQL", "Column", "Federation", "Release", "Schema", "Site", "__version__", "cox",
+        "DP", "SQL", "Column", "Federation", "PolicySettings", "Release", "Schema", "Site",
+        "__version__", "cox",
         "crosstab", "describe", "errors", "glm", "histogram", "kaplan_meier", "logrank"])
 
 
@@ -67,17 +68,27 @@ def test_analysis_argument_errors() -> None:
         sf.describe(pd.DataFrame(), ["age"])
 
 
-def test_release_is_uncertified_and_refuses_export(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_release_is_certified_and_exports(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rel = sf.describe(lung_federation(2), ["age"], protocol="masking")
-    assert "UNCERTIFIED" in repr(rel) and "masking" in repr(rel)
-    with pytest.raises(sf.errors.Uncertified, match="uncertified"):
-        rel.export(tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    assert "certified ALLOW" in repr(rel) and "masking" in repr(rel)
+    out = rel.export(tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "SUMMARY.txt", "certificate.json", "value.csv", "value.parquet"]
+    with pytest.raises(sf.errors.SafeflowError, match="empty"):
+        rel.export(tmp_path / "out")  # never overwrites
     facts = rel.facts
     assert facts["output"]["protocol"] == "masking"
     assert {o["jurisdiction"] for o in facts["origin"]} == {"CN", "NL"}
     assert facts["run"]["border_bytes"]["CN->NL"] > 0
     assert len(facts["run"]["protocol_spec_sha256"]) == 64
+
+
+def test_uncertified_release_refuses_export(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rel = sf.Release(value=pd.DataFrame({"a": [1]}), facts={}, analysis="describe",
+                     protocol="masking")
+    with pytest.raises(sf.errors.Uncertified, match="uncertified"):
+        rel.export(tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_sites_and_data_refuse_pickling() -> None:

@@ -558,9 +558,9 @@ def cox(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", role="time", bounds=(0, 20), resolution=1),
-    ...                sf.Column("dead", role="event", categories=(0, 1)),
-    ...                sf.Column("age", bounds=(40, 90))])
+    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 20), resolution=1),
+    ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
+    ...                sf.Column("age", classes=("public",), bounds=(40, 90))])
     >>> a = pd.DataFrame({"days": [1.0, 3, 4, 6, 8, 9], "dead": [1, 1, 0, 1, 0, 1],
     ...                   "age": [80.0, 58, 50, 65, 45, 71]})
     >>> b = pd.DataFrame({"days": [2.0, 5, 7, 9, 12], "dead": [1, 0, 1, 1, 0],

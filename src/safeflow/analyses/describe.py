@@ -12,8 +12,8 @@ Examples
 --------
 >>> import pandas as pd, safeflow as sf
 >>> df = pd.DataFrame({"age": [50.0, 60, 70, 80], "sex": [1, 2, 1, 2]})
->>> s = sf.Schema([sf.Column("age", bounds=(0, 120)),
-...                sf.Column("sex", kind="categorical", categories=(1, 2))])
+>>> s = sf.Schema([sf.Column("age", classes=("public",), bounds=(0, 120)),
+...                sf.Column("sex", classes=("public",), kind="categorical", categories=(1, 2))])
 >>> fed = sf.Federation.local([sf.Site("a", df, "CN", schema=s),
 ...                           sf.Site("b", df, "NL", schema=s)],
 ...                          destination="NL", purpose="scientific-research")

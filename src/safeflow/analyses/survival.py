@@ -35,8 +35,8 @@ the event, whatever the categories are (``(0, 1)``, ``(False, True)``,
 Examples
 --------
 >>> import pandas as pd, safeflow as sf
->>> s = sf.Schema([sf.Column("t", role="time", bounds=(0, 10), resolution=1),
-...                sf.Column("e", role="event", categories=(0, 1))])
+>>> s = sf.Schema([sf.Column("t", classes=("public",), role="time", bounds=(0, 10), resolution=1),
+...                sf.Column("e", classes=("public",), role="event", categories=(0, 1))])
 >>> a = pd.DataFrame({"t": [1.0, 2, 3], "e": [1, 0, 1]})
 >>> b = pd.DataFrame({"t": [2.0, 4], "e": [1, 1]})
 >>> fed = sf.Federation.local([sf.Site("a", a, "CN", schema=s), sf.Site("b", b, "NL", schema=s)],
@@ -345,9 +345,9 @@ def kaplan_meier(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", role="time", bounds=(0, 100), resolution=1),
-    ...                sf.Column("dead", role="event", categories=(0, 1)),
-    ...                sf.Column("arm", kind="categorical", categories=("a", "b"))])
+    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 100), resolution=1),
+    ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
+    ...                sf.Column("arm", classes=("public",), kind="categorical", categories=("a", "b"))])
     >>> df = pd.DataFrame({"days": [5.0, 8, 12, 20], "dead": [1, 0, 1, 1],
     ...                    "arm": ["a", "b", "a", "b"]})
     >>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s),
@@ -412,9 +412,9 @@ def logrank(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", role="time", bounds=(0, 100), resolution=1),
-    ...                sf.Column("dead", role="event", categories=(0, 1)),
-    ...                sf.Column("arm", kind="categorical", categories=("a", "b"))])
+    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 100), resolution=1),
+    ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
+    ...                sf.Column("arm", classes=("public",), kind="categorical", categories=("a", "b"))])
     >>> df = pd.DataFrame({"days": [5.0, 8, 12, 20], "dead": [1, 0, 1, 1],
     ...                    "arm": ["a", "b", "a", "b"]})
     >>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s),

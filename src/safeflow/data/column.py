@@ -16,7 +16,7 @@ from safeflow.errors import SchemaError
 
 Role = Literal["covariate", "outcome", "time", "event", "group", "identifier"]
 Kind = Literal["numeric", "categorical", "binary"]
-DataClass = Literal["health", "genetic", "pi", "sensitive_pi", "important_data"]
+DataClass = Literal["health", "genetic", "pi", "sensitive_pi", "important_data", "public"]
 OnMissing = Literal["error", "drop"]
 OnOutOfBounds = Literal["error", "clip", "drop"]
 Unit = Literal["patient", "row"]
@@ -144,6 +144,11 @@ class Column:
             raise SchemaError(
                 f"column {self.name!r}: classes must be a non-empty subset of "
                 f"{', '.join(DATA_CLASSES)}; got {classes!r}"
+            )
+        if "public" in classes and len(set(classes)) > 1:
+            raise SchemaError(
+                f"column {self.name!r}: 'public' (published, de-identified open data) cannot be "
+                f"combined with other classes; got {classes!r}"
             )
         return tuple(dict.fromkeys(classes))
 

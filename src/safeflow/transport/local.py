@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class LocalChannel(Channel):
     dropouts: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     tamper: Callable[[str, int, str, bytes], bytes] | None = None
     border_bytes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    received: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     log: list[RoundLog] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,6 +92,7 @@ class LocalChannel(Channel):
             if self.tamper is not None:
                 out = self.tamper(site, round, stage, out)
             self._count(self.jurisdictions[site], agg, len(out), entry)
+            self.received[site].append(hashlib.sha256(out).hexdigest())
             env = Envelope.from_bytes(out, max_bytes=self.max_envelope_bytes)
             self._guard.accept(env.header, round=round, stage=stage, sender=site)
             replies[site] = env.payload

@@ -20,8 +20,8 @@ PROTOCOLS = ["plain", "masking"] + (
     ["he"] if importlib.util.find_spec("safeflow.protocols.he") else [])
 RTOL = 1e-8
 
-LOGT = sf.Column("log_time", bounds=(0.0, 7.1))
-ECOG = sf.Column("ph.ecog", kind="categorical", categories=(0, 1, 2), on_missing="drop")
+LOGT = sf.Column("log_time", classes=("public",), bounds=(0.0, 7.1))
+ECOG = sf.Column("ph.ecog", classes=("public",), kind="categorical", categories=(0, 1, 2), on_missing="drop")
 SCHEMA = sf.Schema([*(c if c.name != "ph.ecog" else ECOG for c in LUNG_SCHEMA.columns), LOGT])
 
 
@@ -137,10 +137,10 @@ def test_logistic_on_breast_cancer_random_sites(n_sites: int) -> None:
     data = load_breast_cancer(as_frame=True).frame
     cols = ["mean radius", "mean texture", "mean smoothness"]
     df = data[[*cols, "target"]].sample(frac=1.0, random_state=n_sites).reset_index(drop=True)
-    schema = sf.Schema([sf.Column("mean radius", bounds=(0, 40)),
-                        sf.Column("mean texture", bounds=(0, 50)),
-                        sf.Column("mean smoothness", bounds=(0, 1)),
-                        sf.Column("target", role="outcome", kind="binary", categories=(0, 1))])
+    schema = sf.Schema([sf.Column("mean radius", classes=("public",), bounds=(0, 40)),
+                        sf.Column("mean texture", classes=("public",), bounds=(0, 50)),
+                        sf.Column("mean smoothness", classes=("public",), bounds=(0, 1)),
+                        sf.Column("target", classes=("public",), role="outcome", kind="binary", categories=(0, 1))])
     rel = sf.glm(_fed(df, n_sites, schema), "target", cols, family="binomial",
                  protocol="masking")
     A = _design(df, cols, {})

@@ -58,20 +58,20 @@ RTOL = 1e-8
 
 VETERANS_SCHEMA = sf.Schema(
     [
-        sf.Column("days", role="time", bounds=(0, 1000), resolution=1.0),
-        sf.Column("status", role="event", kind="binary"),  # (False, True)
-        sf.Column("treatment", kind="categorical", categories=("standard", "test")),
+        sf.Column("days", classes=("public",), role="time", bounds=(0, 1000), resolution=1.0),
+        sf.Column("status", classes=("public",), role="event", kind="binary"),  # (False, True)
+        sf.Column("treatment", classes=("public",), kind="categorical", categories=("standard", "test")),
         sf.Column(
-            "celltype", kind="categorical", categories=("adeno", "large", "smallcell", "squamous")
+            "celltype", classes=("public",), kind="categorical", categories=("adeno", "large", "smallcell", "squamous")
         ),
     ]
 )
 WHAS_SCHEMA = sf.Schema(
     [
-        sf.Column("lenfol", role="time", bounds=(0, 2400), resolution=1.0),
-        sf.Column("fstat", role="event", kind="binary"),
-        sf.Column("gender", kind="categorical", categories=("0", "1")),
-        sf.Column("chf", kind="categorical", categories=("0", "1")),
+        sf.Column("lenfol", classes=("public",), role="time", bounds=(0, 2400), resolution=1.0),
+        sf.Column("fstat", classes=("public",), role="event", kind="binary"),
+        sf.Column("gender", classes=("public",), kind="categorical", categories=("0", "1")),
+        sf.Column("chf", classes=("public",), kind="categorical", categories=("0", "1")),
     ]
 )
 
@@ -275,9 +275,9 @@ def test_random_small_data_matches_lifelines(
 ) -> None:
     schema = sf.Schema(
         [
-            sf.Column("t", role="time", bounds=(0, 20), resolution=1),
-            sf.Column("e", role="event", categories=(0, 1)),
-            sf.Column("g", kind="categorical", categories=("a", "b")),
+            sf.Column("t", classes=("public",), role="time", bounds=(0, 20), resolution=1),
+            sf.Column("e", classes=("public",), role="event", categories=(0, 1)),
+            sf.Column("g", classes=("public",), kind="categorical", categories=("a", "b")),
         ]
     )
     ints = st.lists(st.integers(0, 20), min_size=n_rows, max_size=n_rows)
@@ -328,8 +328,8 @@ def test_fractional_resolution_bins_exactly() -> None:
     df = lung()[["time", "status"]].assign(time=lambda d: d["time"] / 10)  # 30.6 etc.
     schema = sf.Schema(
         [
-            sf.Column("time", role="time", bounds=(0, 110), resolution=0.1),
-            sf.Column("status", role="event", categories=(0, 1)),
+            sf.Column("time", classes=("public",), role="time", bounds=(0, 110), resolution=0.1),
+            sf.Column("status", classes=("public",), role="event", categories=(0, 1)),
         ]
     )
     fed = random_federation(df, schema, 3)
@@ -344,7 +344,7 @@ def test_grid_starting_after_some_durations_is_refused() -> None:
 
 
 def test_missing_grid_is_a_typed_error_that_says_what_to_do() -> None:
-    schema = sf.Schema([sf.Column("t", role="time"), sf.Column("e", role="event")])
+    schema = sf.Schema([sf.Column("t", classes=("public",), role="time"), sf.Column("e", classes=("public",), role="event")])
     df = pd.DataFrame({"t": [1.0, 2.0], "e": [True, False]})
     fed = federation([df, df], schema)
     with pytest.raises(
@@ -424,7 +424,7 @@ def test_disclosure_facts_are_derived_from_the_tables() -> None:
         hit = et[et.observed > 0]
         ev_cells += hit.observed.tolist()
         risk_cells += hit.at_risk.tolist()
-    assert sdc == {
+    assert {k: v for k, v in sdc.items() if v is not None} == {
         "min_event_cell": min(ev_cells),
         "min_at_risk_cell": min(risk_cells),
         "min_cell": min(ev_cells + risk_cells),
@@ -479,7 +479,7 @@ def test_a_group_level_with_no_rows() -> None:
     schema = sf.Schema(
         [
             *(c for c in LUNG_SCHEMA if c.name != "sex"),
-            sf.Column("sex", kind="categorical", categories=(1, 2, 3)),
+            sf.Column("sex", classes=("public",), kind="categorical", categories=(1, 2, 3)),
         ]
     )
     df = lung()
@@ -510,8 +510,8 @@ def test_events_at_time_zero() -> None:
     df = pd.DataFrame({"t": [0.0, 0, 1, 2, 2], "e": [1, 0, 1, 1, 0]})
     schema = sf.Schema(
         [
-            sf.Column("t", role="time", bounds=(0, 5), resolution=1),
-            sf.Column("e", role="event", categories=(0, 1)),
+            sf.Column("t", classes=("public",), role="time", bounds=(0, 5), resolution=1),
+            sf.Column("e", classes=("public",), role="event", categories=(0, 1)),
         ]
     )
     check_km(
@@ -609,8 +609,8 @@ def test_docstring_examples() -> None:
 def test_text_event_levels_the_second_is_the_event() -> None:
     schema = sf.Schema(
         [
-            sf.Column("t", role="time", bounds=(0, 10), resolution=1),
-            sf.Column("vital", role="event", categories=("alive", "dead")),
+            sf.Column("t", classes=("public",), role="time", bounds=(0, 10), resolution=1),
+            sf.Column("vital", classes=("public",), role="event", categories=("alive", "dead")),
         ]
     )
     df = pd.DataFrame({"t": [1.0, 2, 3, 4], "vital": ["dead", "alive", "dead", "alive"]})

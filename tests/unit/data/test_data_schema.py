@@ -50,6 +50,7 @@ def test_column_defaults_and_kind_from_role() -> None:
         ({"name": "x", "kind": "ordinal"}, "kind must be one of"),
         ({"name": "x", "classes": ("health", "secret")}, "classes must be a non-empty subset"),
         ({"name": "x", "classes": ()}, "classes must be a non-empty subset"),
+        ({"name": "x", "classes": ("public", "health")}, "'public' .* cannot be combined"),
         ({"name": "x", "bounds": (5, 1)}, "lo <= hi"),
         ({"name": "x", "bounds": (0, float("inf"))}, "two finite numbers"),
         ({"name": "x", "bounds": (0, 1, 2)}, "two finite numbers"),
@@ -170,7 +171,11 @@ _categorical = st.builds(
     ),
     _name,
     _levels,
-    st.lists(st.sampled_from(DATA_CLASSES), min_size=1, max_size=5, unique=True).map(tuple),
+    st.one_of(
+        st.just(("public",)),
+        st.lists(st.sampled_from([c for c in DATA_CLASSES if c != "public"]), min_size=1,
+                 max_size=5, unique=True).map(tuple),
+    ),
 )
 
 
