@@ -137,7 +137,8 @@ def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("x", classes=("public",), bounds=(0, 10)), sf.Column("y", classes=("public",), bounds=(0, 30))])
+    >>> s = sf.Schema([sf.Column("x", classes=("public",), bounds=(0, 10)),
+    ...                sf.Column("y", classes=("public",), bounds=(0, 30))])
     >>> df = pd.DataFrame({"x": [1.0, 2, 3, 4], "y": [2.0, 4.1, 5.9, 8.0]})
     >>> fed = sf.Federation.local([sf.Site("a", df[:2], "CN", schema=s),
     ...                           sf.Site("b", df[2:], "NL", schema=s)],

@@ -37,6 +37,7 @@ from safeflow.data import Column, Schema, SiteData
 from safeflow.envelope import DEFAULT_MAX_BYTES
 from safeflow.errors import InvalidParameter, SchemaError
 from safeflow.policy.customs import Customs, PolicySettings, messages_digest, release_files
+from safeflow.policy.release_sdc import SUPPRESSIBLE, suppress_release
 from safeflow.protocols import SessionInfo, default_threshold, load_spec, protocol_classes
 from safeflow.release import Release
 from safeflow.runtime import SiteRuntime
@@ -227,6 +228,12 @@ class Federation:
                  rounds: int) -> Release:
         """Customs: decide; deny (typed, no numbers) or certify and hand out the release."""
         norm, decision = self.customs.decide(facts)
+        if (not decision.exportable and self.policy.suppress and analysis in SUPPRESSIBLE
+                and decision.outcome.value == "DENY_SDC"
+                and set(decision.derived["sdc_failures"]) <= {"min_cell", "zeros"}):
+            value, cells = suppress_release(analysis, value, self.policy.sdc_profile)
+            facts["output"]["sdc"].update(cells)
+            norm, decision = self.customs.decide(facts)
         if not decision.exportable:
             raise self.customs.deny(analysis, decision)
         files = release_files(value)

@@ -558,7 +558,8 @@ def cox(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 20), resolution=1),
+    >>> pub = ("public",)
+    >>> s = sf.Schema([sf.Column("days", classes=pub, role="time", bounds=(0, 20), resolution=1),
     ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
     ...                sf.Column("age", classes=("public",), bounds=(40, 90))])
     >>> a = pd.DataFrame({"days": [1.0, 3, 4, 6, 8, 9], "dead": [1, 1, 0, 1, 0, 1],

@@ -345,9 +345,10 @@ def kaplan_meier(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 100), resolution=1),
-    ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
-    ...                sf.Column("arm", classes=("public",), kind="categorical", categories=("a", "b"))])
+    >>> pub = ("public",)
+    >>> s = sf.Schema([sf.Column("days", classes=pub, role="time", bounds=(0, 100), resolution=1),
+    ...                sf.Column("dead", classes=pub, role="event", categories=(0, 1)),
+    ...                sf.Column("arm", classes=pub, kind="categorical", categories=("a", "b"))])
     >>> df = pd.DataFrame({"days": [5.0, 8, 12, 20], "dead": [1, 0, 1, 1],
     ...                    "arm": ["a", "b", "a", "b"]})
     >>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s),
@@ -412,9 +413,10 @@ def logrank(
     Examples
     --------
     >>> import pandas as pd, safeflow as sf
-    >>> s = sf.Schema([sf.Column("days", classes=("public",), role="time", bounds=(0, 100), resolution=1),
-    ...                sf.Column("dead", classes=("public",), role="event", categories=(0, 1)),
-    ...                sf.Column("arm", classes=("public",), kind="categorical", categories=("a", "b"))])
+    >>> pub = ("public",)
+    >>> s = sf.Schema([sf.Column("days", classes=pub, role="time", bounds=(0, 100), resolution=1),
+    ...                sf.Column("dead", classes=pub, role="event", categories=(0, 1)),
+    ...                sf.Column("arm", classes=pub, kind="categorical", categories=("a", "b"))])
     >>> df = pd.DataFrame({"days": [5.0, 8, 12, 20], "dead": [1, 0, 1, 1],
     ...                    "arm": ["a", "b", "a", "b"]})
     >>> fed = sf.Federation.local([sf.Site("x", df, "CN", schema=s),

@@ -49,8 +49,8 @@ data                   the evaluated pack's own ``data:`` section
 
 **Export-gate rules** (``export_gate:``) see the message facts ``protection``, ``kind``,
 ``crosses_border``, ``destination`` (a jurisdiction code or null), ``instruments``,
-``budget_ok``, ``public_data`` and ``stage``, plus ``jurisdiction`` (the sending site's), ``adequacy``,
-``eea_destination`` and ``data``.
+``budget_ok``, ``public_data`` and ``stage``, plus ``jurisdiction`` (the sending site's),
+``adequacy``, ``eea_destination`` and ``data``.
 
 Examples
 --------

@@ -68,12 +68,16 @@ class PolicySettings:
         The study's legal instruments (POLICY.md): ``scc``, ``security_assessment``,
         ``hgr_filing``, ``explicit_consent``, ``tia``, ``dpia``, ``pipia`` ...
     recipient_type : {"research", "company", "court", "law_enforcement"}
+    suppress : bool
+        Release tables (Table 1, cross-tabulations, histograms) that fail only their cell
+        rules with those cells suppressed (primary and secondary) instead of denying them.
     """
 
     packs: Sequence[Any] = ()
     sdc_profile: str = "acro"
     instruments: Mapping[str, Any] = field(default_factory=dict)
     recipient_type: str = "research"
+    suppress: bool = True
 
     def __post_init__(self) -> None:
         if self.recipient_type not in _RECIPIENTS:

@@ -38,7 +38,9 @@ LUNG_X = ["age", "sex", "ph.ecog"]
 # one patient has ph.ecog 3: within site strata its indicator makes lifelines' and
 # statsmodels' Newton diverge from 0 (see test_converges_where_pooled_libraries_diverge);
 # the stratified comparisons merge that level into 2, as the GLM tests do
-ECOG3 = sf.Column("ph.ecog", classes=("public",), kind="categorical", categories=(0, 1, 2), on_missing="drop")
+ECOG3 = sf.Column(
+    "ph.ecog", classes=("public",), kind="categorical", categories=(0, 1, 2), on_missing="drop"
+)
 LUNG3_SCHEMA = sf.Schema([ECOG3 if c.name == "ph.ecog" else c for c in LUNG_SCHEMA.columns])
 
 
@@ -48,13 +50,20 @@ def lung3() -> pd.DataFrame:
 
 VET_SCHEMA = sf.Schema(
     [
-        sf.Column("Survival_in_days", classes=("public",), role="time", bounds=(0, 1000), resolution=1.0),
-        sf.Column("Status", classes=("public",), role="event", kind="binary", categories=(False, True)),
+        sf.Column(
+            "Survival_in_days", classes=("public",), role="time", bounds=(0, 1000), resolution=1.0
+        ),
+        sf.Column(
+            "Status", classes=("public",), role="event", kind="binary", categories=(False, True)
+        ),
         sf.Column("Age_in_years", classes=("public",), bounds=(18, 100)),
         sf.Column("Karnofsky_score", classes=("public",), bounds=(0, 100)),
         sf.Column("Months_from_Diagnosis", classes=("public",), bounds=(0, 120)),
         sf.Column(
-            "Celltype", classes=("public",), kind="categorical", categories=("adeno", "large", "smallcell", "squamous")
+            "Celltype",
+            classes=("public",),
+            kind="categorical",
+            categories=("adeno", "large", "smallcell", "squamous"),
         ),
         sf.Column("Prior_therapy", classes=("public",), kind="binary", categories=("no", "yes")),
         sf.Column("Treatment", classes=("public",), kind="binary", categories=("standard", "test")),
@@ -64,12 +73,17 @@ VET_X = ["Age_in_years", "Karnofsky_score", "Celltype", "Treatment"]
 WHAS_SCHEMA = sf.Schema(
     [
         sf.Column("lenfol", classes=("public",), role="time", bounds=(0, 2400), resolution=1.0),
-        sf.Column("fstat", classes=("public",), role="event", kind="binary", categories=(False, True)),
+        sf.Column(
+            "fstat", classes=("public",), role="event", kind="binary", categories=(False, True)
+        ),
         sf.Column("age", classes=("public",), bounds=(18, 110)),
         sf.Column("bmi", classes=("public",), bounds=(10, 60)),
         sf.Column("hr", classes=("public",), bounds=(20, 250)),
         sf.Column("sysbp", classes=("public",), bounds=(40, 300)),
-        *(sf.Column(c, classes=("public",), kind="binary", categories=("0", "1")) for c in ("gender", "chf", "afb")),
+        *(
+            sf.Column(c, classes=("public",), kind="binary", categories=("0", "1"))
+            for c in ("gender", "chf", "afb")
+        ),
     ]
 )
 WHAS_X = ["age", "gender", "hr", "bmi", "chf", "sysbp", "afb"]
@@ -514,7 +528,9 @@ def test_duration_before_the_caller_grid_is_refused() -> None:
 
 
 def test_no_public_grid_needs_resolution_or_site_strata() -> None:
-    schema = _schema_with(time=sf.Column("time", classes=("public",), role="time", bounds=(0, 1100)))
+    schema = _schema_with(
+        time=sf.Column("time", classes=("public",), role="time", bounds=(0, 1100))
+    )
     with pytest.raises(InvalidParameter, match=r"no public time grid.*strata='site'"):
         cox(_lung_fed(2, schema), "time", "status", ["age"], protocol="plain")
     rel = cox(_lung_fed(2, schema), "time", "status", ["age"], strata="site", protocol="plain")
@@ -576,7 +592,9 @@ def test_constant_covariate_and_empty_level_are_named() -> None:
 
 
 def test_collinear_covariates_are_a_typed_error() -> None:
-    schema = sf.Schema([*LUNG_SCHEMA.columns, sf.Column("age2", classes=("public",), bounds=(0, 200))])
+    schema = sf.Schema(
+        [*LUNG_SCHEMA.columns, sf.Column("age2", classes=("public",), bounds=(0, 200))]
+    )
     df = lung().assign(age2=lambda d: 2 * d["age"])
     with pytest.raises(ConvergenceError, match=r"covariates 'age', 'age2' are collinear"):
         cox(_fed(split_by_inst(df, 2), schema), "time", "status", ["age", "age2"], protocol="plain")
@@ -584,7 +602,10 @@ def test_collinear_covariates_are_a_typed_error() -> None:
 
 def test_monotone_likelihood_is_a_typed_error_and_ridge_resolves_it() -> None:
     schema = sf.Schema(
-        [*LUNG_SCHEMA.columns, sf.Column("marker", classes=("public",), kind="binary", categories=(0, 1))]
+        [
+            *LUNG_SCHEMA.columns,
+            sf.Column("marker", classes=("public",), kind="binary", categories=(0, 1)),
+        ]
     )
     df = lung().assign(marker=lambda d: d["status"])  # every event has marker 1
     fed = _fed(split_by_inst(df, 2), schema)

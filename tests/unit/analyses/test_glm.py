@@ -17,11 +17,14 @@ from safeflow.errors import ConvergenceError
 from tests.conftest import JURISDICTIONS, LUNG_SCHEMA, lung, split_by_inst
 
 PROTOCOLS = ["plain", "masking"] + (
-    ["he"] if importlib.util.find_spec("safeflow.protocols.he") else [])
+    ["he"] if importlib.util.find_spec("safeflow.protocols.he") else []
+)
 RTOL = 1e-8
 
 LOGT = sf.Column("log_time", classes=("public",), bounds=(0.0, 7.1))
-ECOG = sf.Column("ph.ecog", classes=("public",), kind="categorical", categories=(0, 1, 2), on_missing="drop")
+ECOG = sf.Column(
+    "ph.ecog", classes=("public",), kind="categorical", categories=(0, 1, 2), on_missing="drop"
+)
 SCHEMA = sf.Schema([*(c if c.name != "ph.ecog" else ECOG for c in LUNG_SCHEMA.columns), LOGT])
 
 
@@ -33,10 +36,12 @@ def _lung() -> pd.DataFrame:
 
 
 def _fed(df: pd.DataFrame, n_sites: int, schema: sf.Schema = SCHEMA) -> sf.Federation:
-    parts = (split_by_inst(df, n_sites) if "inst" in df
-             else [df.iloc[i::n_sites] for i in range(n_sites)])
-    sites = [sf.Site(f"s{i}", p, JURISDICTIONS[i % 10], schema=schema)
-             for i, p in enumerate(parts)]
+    parts = (
+        split_by_inst(df, n_sites)
+        if "inst" in df
+        else [df.iloc[i::n_sites] for i in range(n_sites)]
+    )
+    sites = [sf.Site(f"s{i}", p, JURISDICTIONS[i % 10], schema=schema) for i, p in enumerate(parts)]
     return sf.Federation.local(sites, destination="NL", purpose="scientific-research")
 
 
@@ -70,8 +75,9 @@ def _compare(rel: sf.Release, ref: object) -> None:
     np.testing.assert_allclose(v.aic, ref.aic, rtol=1e-10)
 
 
-def _pooled_newton_evaluations(df: pd.DataFrame, X: pd.DataFrame, y: str,
-                               family: str, offset: str | None = None) -> int:
+def _pooled_newton_evaluations(
+    df: pd.DataFrame, X: pd.DataFrame, y: str, family: str, offset: str | None = None
+) -> int:
     """Run the same Newton driver on pooled rows: the federated fit must match its count."""
     A, yy = X.to_numpy(), df[y].to_numpy(float)
     off = df[offset].to_numpy(float) if offset else 0.0
@@ -85,8 +91,9 @@ def _pooled_newton_evaluations(df: pd.DataFrame, X: pd.DataFrame, y: str,
         else:
             mu = np.exp(eta)
             ll, w = np.sum(yy * eta - mu), mu
-        out = newton_step(state, ll, A.T @ (yy - mu), -(A * w[:, None]).T @ A, tol=1e-10,
-                          max_iter=50)
+        out = newton_step(
+            state, ll, A.T @ (yy - mu), -(A * w[:, None]).T @ A, tol=1e-10, max_iter=50
+        )
         if out.done:
             return out.evaluations
         state = out.state
@@ -112,11 +119,13 @@ def test_poisson_with_offset_matches_statsmodels(protocol: str) -> None:
     """Exponential survival as a Poisson GLM of the event with offset log(time)."""
     df = _lung()
     X = ["age", "sex"]
-    rel = sf.glm(_fed(_lung(), 3), "status", X, family="poisson", offset="log_time",
-                 protocol=protocol)
+    rel = sf.glm(
+        _fed(_lung(), 3), "status", X, family="poisson", offset="log_time", protocol=protocol
+    )
     A = _design(df, X, {"sex": [1, 2]})
     ref = sm.GLM(df["status"], A, family=sm.families.Poisson(), offset=df["log_time"]).fit(
-        tol=1e-13)
+        tol=1e-13
+    )
     _compare(rel, ref)
     assert rel.rounds == _pooled_newton_evaluations(df, A, "status", "poisson", "log_time")
 
@@ -137,12 +146,17 @@ def test_logistic_on_breast_cancer_random_sites(n_sites: int) -> None:
     data = load_breast_cancer(as_frame=True).frame
     cols = ["mean radius", "mean texture", "mean smoothness"]
     df = data[[*cols, "target"]].sample(frac=1.0, random_state=n_sites).reset_index(drop=True)
-    schema = sf.Schema([sf.Column("mean radius", classes=("public",), bounds=(0, 40)),
-                        sf.Column("mean texture", classes=("public",), bounds=(0, 50)),
-                        sf.Column("mean smoothness", classes=("public",), bounds=(0, 1)),
-                        sf.Column("target", classes=("public",), role="outcome", kind="binary", categories=(0, 1))])
-    rel = sf.glm(_fed(df, n_sites, schema), "target", cols, family="binomial",
-                 protocol="masking")
+    schema = sf.Schema(
+        [
+            sf.Column("mean radius", classes=("public",), bounds=(0, 40)),
+            sf.Column("mean texture", classes=("public",), bounds=(0, 50)),
+            sf.Column("mean smoothness", classes=("public",), bounds=(0, 1)),
+            sf.Column(
+                "target", classes=("public",), role="outcome", kind="binary", categories=(0, 1)
+            ),
+        ]
+    )
+    rel = sf.glm(_fed(df, n_sites, schema), "target", cols, family="binomial", protocol="masking")
     A = _design(df, cols, {})
     ref = sm.GLM(df["target"], A, family=sm.families.Binomial()).fit(tol=1e-13)
     _compare(rel, ref)
@@ -150,8 +164,10 @@ def test_logistic_on_breast_cancer_random_sites(n_sites: int) -> None:
 
 def test_protocols_give_bit_identical_coefficients() -> None:
     fed = _fed(_lung(), 3)
-    coefs = [sf.glm(fed, "status", ["age", "sex"], family="binomial", protocol=p).value.coef
-             for p in PROTOCOLS]
+    coefs = [
+        sf.glm(fed, "status", ["age", "sex"], family="binomial", protocol=p).value.coef
+        for p in PROTOCOLS
+    ]
     for c in coefs[1:]:
         pd.testing.assert_series_equal(coefs[0], c, check_exact=True)
 
@@ -173,8 +189,7 @@ def test_empty_category_is_a_typed_error() -> None:
 def test_ridge_penalty_rescues_separation() -> None:
     df = _lung()
     df["status"] = (df["age"] > 62).astype(int)
-    rel = sf.glm(_fed(df, 2), "status", ["age"], family="binomial", penalty=1.0,
-                 protocol="plain")
+    rel = sf.glm(_fed(df, 2), "status", ["age"], family="binomial", penalty=1.0, protocol="plain")
     assert np.isfinite(rel.value.coef["age"])
 
 
@@ -184,8 +199,10 @@ def test_degenerate_sites() -> None:
     one = df.iloc[:1]
     noevent = df[df["status"] == 0].iloc[:20]
     rest = df.drop(index=list(one.index) + list(noevent.index))
-    sites = [sf.Site(n, p, j, schema=SCHEMA) for n, p, j in
-             [("one", one, "CN"), ("none", noevent, "NL"), ("rest", rest, "DE")]]
+    sites = [
+        sf.Site(n, p, j, schema=SCHEMA)
+        for n, p, j in [("one", one, "CN"), ("none", noevent, "NL"), ("rest", rest, "DE")]
+    ]
     fed = sf.Federation.local(sites, destination="NL", purpose="scientific-research")
     rel = sf.glm(fed, "status", ["age", "sex"], family="binomial", protocol="masking")
     A = _design(df, ["age", "sex"], {"sex": [1, 2]})
@@ -197,8 +214,7 @@ def test_summary_and_plot() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    rel = sf.glm(_fed(_lung(), 2), "status", ["age", "sex"], family="binomial",
-                 protocol="plain")
+    rel = sf.glm(_fed(_lung(), 2), "status", ["age", "sex"], family="binomial", protocol="plain")
     s = rel.value.summary
     assert list(s.columns) == ["coef", "se", "z", "p", "ci_low", "ci_high"]
     ax = rel.value.plot()
@@ -211,8 +227,7 @@ def test_glm_analysis_name() -> None:
 
 
 def test_multi_round_fit_exchanges_keys_once_and_logs_every_round() -> None:
-    rel = sf.glm(_fed(_lung(), 3), "status", ["age", "sex"], family="binomial",
-                 protocol="masking")
+    rel = sf.glm(_fed(_lung(), 3), "status", ["age", "sex"], family="binomial", protocol="masking")
     stages = [(e.round, e.stage) for e in rel.log]
     assert stages.count((0, "advertise")) == 1 and stages.count((0, "share_keys")) == 1
     assert sum(1 for r, st in stages if st == "masked_input") == rel.rounds

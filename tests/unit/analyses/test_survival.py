@@ -60,9 +60,14 @@ VETERANS_SCHEMA = sf.Schema(
     [
         sf.Column("days", classes=("public",), role="time", bounds=(0, 1000), resolution=1.0),
         sf.Column("status", classes=("public",), role="event", kind="binary"),  # (False, True)
-        sf.Column("treatment", classes=("public",), kind="categorical", categories=("standard", "test")),
         sf.Column(
-            "celltype", classes=("public",), kind="categorical", categories=("adeno", "large", "smallcell", "squamous")
+            "treatment", classes=("public",), kind="categorical", categories=("standard", "test")
+        ),
+        sf.Column(
+            "celltype",
+            classes=("public",),
+            kind="categorical",
+            categories=("adeno", "large", "smallcell", "squamous"),
         ),
     ]
 )
@@ -344,7 +349,12 @@ def test_grid_starting_after_some_durations_is_refused() -> None:
 
 
 def test_missing_grid_is_a_typed_error_that_says_what_to_do() -> None:
-    schema = sf.Schema([sf.Column("t", classes=("public",), role="time"), sf.Column("e", classes=("public",), role="event")])
+    schema = sf.Schema(
+        [
+            sf.Column("t", classes=("public",), role="time"),
+            sf.Column("e", classes=("public",), role="event"),
+        ]
+    )
     df = pd.DataFrame({"t": [1.0, 2.0], "e": [True, False]})
     fed = federation([df, df], schema)
     with pytest.raises(
