@@ -220,12 +220,15 @@ class Federation:
         facts["run"]["run_id"] = run_id
         facts["run"]["messages_sha256"] = {
             s: messages_digest(channel.received[s]) for s in sorted(contributors)}
+        filters = sorted(f"{c} present" for c in dict.fromkeys(analysis.columns())
+                         if self.public_schema.column(c).on_missing == "drop")
         return self._release(analysis.name, protocol, step.value, facts, runtimes, channel,
-                             rounds)
+                             rounds, population_filters=filters,
+                             group=analysis.params.get("by") or analysis.params.get("group"))
 
     def _release(self, analysis: str, protocol: str, value: Any, facts: dict[str, Any],
-                 runtimes: Mapping[str, SiteRuntime], channel: LocalChannel,
-                 rounds: int) -> Release:
+                 runtimes: Mapping[str, SiteRuntime], channel: LocalChannel, rounds: int, *,
+                 population_filters: Sequence[str] = (), group: str | None = None) -> Release:
         """Customs: decide; deny (typed, no numbers) or certify and hand out the release."""
         norm, decision = self.customs.decide(facts)
         if (not decision.exportable and self.policy.suppress and analysis in SUPPRESSIBLE
@@ -236,6 +239,8 @@ class Federation:
             norm, decision = self.customs.decide(facts)
         if not decision.exportable:
             raise self.customs.deny(analysis, decision)
+        self.customs.check_differencing(facts["run"]["run_id"], analysis, norm,
+                                        filters=population_filters, group=group)
         files = release_files(value)
         sent = {s: messages_digest(rt.sent) for s, rt in runtimes.items()}
         cert = self.customs.certify(norm, decision, files, site_messages=sent)

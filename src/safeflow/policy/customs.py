@@ -48,7 +48,9 @@ from safeflow.policy.engine import Decision, evaluate
 from safeflow.policy.facts import normalize_facts
 from safeflow.policy.gate import GateDecision, gate_check
 from safeflow.policy.keystore import load_or_create_signing_key
+from safeflow.policy.ledger import Population, ReleaseLedger
 from safeflow.policy.packs import Pack, default_packs, load_pack
+from safeflow.policy.sdc import PROFILES
 
 _RECIPIENTS = ("research", "company", "court", "law_enforcement")
 
@@ -149,6 +151,7 @@ class Customs:
         self.settings = settings
         self.packs = settings.resolved_packs()
         self.party = Party(state_dir / "customs", "customs")
+        self.ledger = ReleaseLedger(state_dir / "customs" / "releases.sqlite")
         self.sites = {name: Party(state_dir / "sites" / name, name) for name in sites}
         self.jurisdictions = dict(sites)
         self.party.log.append({
@@ -181,6 +184,29 @@ class Customs:
         return ExportDenied(
             f"the {analysis} result may not be released: {decision.outcome.value} by {rules}. "
             f"Next step: {fixes}", rule=rules, fix=fixes)
+
+    def check_differencing(self, release_id: str, analysis: str, facts: Mapping[str, Any],
+                           filters: Sequence[str], group: str | None) -> None:
+        """Refuse a release whose persons differ from an earlier one's by a small group.
+
+        The population is the contributing sites and the conditions that selected rows
+        (``"<column> present"`` for every column whose missing values drop the row), so a
+        Table 1 of ``wt.loss`` after one of ``age`` is a subset release. Public data and
+        releases without a person count are not recorded.
+        """
+        n = facts["output"]["sdc"].get("n")
+        public = all(list(o["classes"]) == ["public"] for o in facts["origin"])
+        if n is None or public:
+            return
+        pop = Population(frozenset(o["site"] for o in facts["origin"]), frozenset(filters),
+                         group)
+        threshold = PROFILES[self.settings.sdc_profile].min_cell or 1
+        try:
+            self.ledger.check_and_record(release_id, analysis, pop, int(n), threshold=threshold)
+        except ExportDenied:
+            self.party.log.append({"kind": "decision", "outcome": "DENY_SDC",
+                                   "analysis": analysis, "rules": ["SDC-differencing"]})
+            raise
 
     def certify(self, facts: Mapping[str, Any], decision: Decision, files: Mapping[str, bytes],
                 *, site_messages: Mapping[str, str]) -> Certificate:
@@ -236,7 +262,8 @@ class Customs:
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        """Close every audit log."""
+        """Close every audit log and the release ledger."""
+        self.ledger.close()
         self.party.close()
         for p in self.sites.values():
             p.close()

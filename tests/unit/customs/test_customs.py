@@ -138,3 +138,26 @@ def test_audit_logs_record_the_run_and_verify(tmp_path) -> None:  # type: ignore
     for party in (fed.customs.party, fed.customs.sites["beijing"]):
         party.log.checkpoint()
         verify_log(party.log.path, party.key.verify_key)
+
+
+def test_differencing_against_an_earlier_release_is_denied(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """POLICY.md: "120 diabetics" then "117 diabetics aged under 90" is denied; here the
+    second population is the first minus the 3 patients whose BMI is missing."""
+    schema = sf.Schema([sf.Column("age", bounds=(18, 100)),
+                        sf.Column("bmi", bounds=(10, 60), on_missing="drop")])
+    rng = np.random.default_rng(3)
+
+    def frame(n: int, missing: int) -> pd.DataFrame:
+        df = pd.DataFrame({"age": rng.integers(40, 90, n).astype(float),
+                           "bmi": rng.uniform(18, 35, n)})
+        df.loc[df.index[:missing], "bmi"] = np.nan
+        return df
+
+    sites = [sf.Site("beijing", frame(60, 2), "CN", schema=schema),
+             sf.Site("amsterdam", frame(60, 1), "NL", schema=schema)]
+    fed = sf.Federation.local(sites, destination="NL", purpose="scientific-research",
+                              state_dir=tmp_path / "s")
+    sf.describe(fed, ["age"], protocol="masking")  # 120 patients
+    with pytest.raises(ExportDenied, match="SDC-differencing") as e:
+        sf.describe(fed, ["bmi"], protocol="masking")  # 117: the difference is 3 people
+    assert "117" not in str(e.value) and "120" not in str(e.value)
