@@ -308,8 +308,9 @@ class X25519KeyPair:
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def __reduce__(self) -> tuple[type[X25519KeyPair], tuple[bytes]]:
-        return (type(self), (self._private,))
+    def __reduce__(self) -> NoReturn:
+        raise CryptoError("private keys are never pickled or copied; keep them in a site's "
+                          "state directory (safeflow.policy.keystore)")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, X25519KeyPair):
@@ -691,8 +692,9 @@ class SigningKey:
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def __reduce__(self) -> tuple[type[SigningKey], tuple[bytes]]:
-        return (type(self), (self._seed,))
+    def __reduce__(self) -> NoReturn:
+        raise CryptoError("private keys are never pickled or copied; keep them in a site's "
+                          "state directory (safeflow.policy.keystore)")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SigningKey):
