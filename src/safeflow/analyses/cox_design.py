@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from safeflow.analyses._base import check_columns, levels
+from safeflow.analyses.survival_grid import MAX_GRID_POINTS, check_grid
 from safeflow.data import Schema
 from safeflow.errors import InvalidParameter, ProtocolError
 
 SITE = "site"
-#: the largest public time grid
-MAX_GRID_POINTS = 100_000
 _TOL = 1e-9  # fraction of a resolution step tolerated below a grid point
 
 
@@ -164,39 +162,6 @@ class TimeGrid:
         if self.source == "site maxima":
             out["revealed"] = "each site's largest duration, to customs only (set-up round)"
         return out
-
-
-def check_grid(time_grid: Any) -> list[float] | None:
-    """A caller's time grid: finite, strictly increasing numbers (or None).
-
-    Examples
-    --------
-    >>> check_grid([0, 30, 60])
-    [0.0, 30.0, 60.0]
-    """
-    if time_grid is None:
-        return None
-    msg = (
-        "time_grid must be a list of finite, strictly increasing numbers, e.g. "
-        f"[0, 30, 60, 90]; got {time_grid!r}"
-    )
-    if isinstance(time_grid, str | bytes) or not isinstance(time_grid, Sequence | np.ndarray):
-        raise InvalidParameter(msg)
-    try:
-        grid = [float(g) for g in time_grid]
-    except (TypeError, ValueError) as e:
-        raise InvalidParameter(msg) from e
-    if (
-        not grid
-        or not all(math.isfinite(g) for g in grid)
-        or any(b <= a for a, b in itertools.pairwise(grid))
-    ):
-        raise InvalidParameter(msg)
-    if len(grid) > MAX_GRID_POINTS:
-        raise InvalidParameter(
-            f"time_grid has more than {MAX_GRID_POINTS} points; use a coarser grid"
-        )
-    return grid
 
 
 def check_name(value: Any, what: str) -> str:
