@@ -43,13 +43,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import _machine
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "describe_memory.md"
@@ -215,31 +216,7 @@ def parent_peak_mb() -> float:
 
 def machine() -> dict[str, str]:
     """CPU model, cores, RAM, OS, Python and library versions (without importing them)."""
-    from importlib.metadata import version
-
-    cpu = platform.processor() or platform.machine()
-    ram = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "CPU": cpu,
-        "cores available": f"{cores} (os.cpu_count() = {os.cpu_count()})",
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "numpy": version("numpy"),
-        "libraries": f"pandas {version('pandas')}, pyarrow {version('pyarrow')}",
-    }
+    return _machine.machine("pandas", "pyarrow")
 
 
 def load() -> str:

@@ -42,7 +42,6 @@ import argparse
 import datetime as dt
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -51,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _machine
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,39 +66,7 @@ LO, HI = 18.0, 100.0
 
 def machine() -> dict[str, str]:
     """CPU model, cores, RAM, OS, Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-                break
-    except OSError:
-        pass
-    from importlib import metadata
-
-    def ver(p: str) -> str:
-        try:
-            return metadata.version(p)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "CPU": cpu,
-        "cores available": f"{len(os.sched_getaffinity(0))} (os.cpu_count() = {os.cpu_count()})",
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "numpy": np.__version__,
-        "libraries": f"opendp {ver('opendp')}, polars {ver('polars')}",
-    }
+    return _machine.machine("opendp", "polars")
 
 
 def load() -> str:

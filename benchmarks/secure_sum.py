@@ -51,7 +51,6 @@ import datetime as dt
 import gc
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -62,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _machine
 import numpy as np
 
 from safeflow.crypto.prg import mask_stream
@@ -421,31 +421,7 @@ def run_session(variant: Variant, kind: str, n: int, k: int, repeats: int,
 
 def machine() -> dict[str, str]:
     """CPU model, cores, RAM, OS, Python and numpy versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "CPU": cpu,
-        "cores available": f"{cores} (os.cpu_count() = {os.cpu_count()})",
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "numpy": np.__version__,
-    }
+    return _machine.machine()
 
 
 def _versions() -> str:
