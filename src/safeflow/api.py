@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from safeflow.analyses._base import with_dp
 from safeflow.analyses.cox import cox
 from safeflow.analyses.crosstab import Crosstab
 from safeflow.analyses.describe import Describe
 from safeflow.analyses.glm import FAMILIES, GLM
 from safeflow.analyses.histogram import Histogram, check_edges
 from safeflow.analyses.survival import kaplan_meier, logrank
+from safeflow.dp.spec import DP
 from safeflow.errors import InvalidParameter
 from safeflow.federation import Federation
 from safeflow.release import Release
@@ -39,7 +41,8 @@ def _check_fed(fed: Any) -> Federation:
 
 
 def describe(fed: Federation, columns: Sequence[str], *, by: str | None = None,
-             by_site: bool = False, protocol: str = "masking", **options: Any) -> Release:
+             by_site: bool = False, protocol: str = "masking", dp: DP | None = None,
+             **options: Any) -> Release:
     """Table 1: n, mean, SD of numeric columns; counts and % of categorical ones.
 
     Parameters
@@ -53,6 +56,9 @@ def describe(fed: Federation, columns: Sequence[str], *, by: str | None = None,
         Also break the table down by site (each site's column is still computed by the
         secure sum; only customs sees per-site totals before disclosure control).
     protocol : {"masking", "he", "plain"}
+    dp : sf.DP, optional
+        Release under differential privacy (counts, sums and sums of squares noised;
+        numeric columns need declared bounds). Every site debits its budget first.
 
     Returns
     -------
@@ -73,12 +79,12 @@ def describe(fed: Federation, columns: Sequence[str], *, by: str | None = None,
     """
     if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
         raise InvalidParameter("columns must be a non-empty list of column names, e.g. ['age']")
-    params = {"columns": list(columns), "by": by, "by_site": bool(by_site)}
+    params = with_dp({"columns": list(columns), "by": by, "by_site": bool(by_site)}, dp)
     return _check_fed(fed).run(Describe(params), protocol=protocol, **options)
 
 
 def histogram(fed: Federation, column: str, bins: Sequence[float], *, by: str | None = None,
-              protocol: str = "masking", **options: Any) -> Release:
+              protocol: str = "masking", dp: DP | None = None, **options: Any) -> Release:
     """Counts of a numeric column in public bins (numpy.histogram semantics).
 
     Examples
@@ -92,12 +98,12 @@ def histogram(fed: Federation, column: str, bins: Sequence[float], *, by: str | 
     >>> sf.histogram(fed, "age", bins=[20, 30, 40], protocol="plain").value["count"].tolist()
     [0, 1, 2, 0]
     """
-    params = {"column": column, "bins": check_edges(bins), "by": by}
+    params = with_dp({"column": column, "bins": check_edges(bins), "by": by}, dp)
     return _check_fed(fed).run(Histogram(params), protocol=protocol, **options)
 
 
 def crosstab(fed: Federation, rows: str, cols: str, *, protocol: str = "masking",
-             **options: Any) -> Release:
+             dp: DP | None = None, **options: Any) -> Release:
     """Counts of two categorical columns against each other (like pandas.crosstab).
 
     Examples
@@ -105,13 +111,14 @@ def crosstab(fed: Federation, rows: str, cols: str, *, protocol: str = "masking"
     >>> crosstab.__name__
     'crosstab'
     """
-    return _check_fed(fed).run(Crosstab({"rows": rows, "cols": cols}), protocol=protocol,
-                               **options)
+    return _check_fed(fed).run(Crosstab(with_dp({"rows": rows, "cols": cols}, dp)),
+                               protocol=protocol, **options)
 
 
 def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
         offset: str | None = None, penalty: float = 0.0, protocol: str = "masking",
-        max_iter: int = 50, tol: float = 1e-10, **options: Any) -> Release:
+        max_iter: int = 50, tol: float = 1e-10, dp: DP | None = None,
+        **options: Any) -> Release:
     """Fit a GLM exactly as if all rows were pooled (Newton/IRLS over secure sums).
 
     Parameters
@@ -127,6 +134,9 @@ def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
     penalty : float
         Ridge penalty ``λ/2 ||β||²`` on all coefficients but the intercept.
     protocol : {"masking", "he", "plain"}
+    dp : sf.DP, optional
+        Gaussian family only: noisy sufficient statistics (XᵀX, Xᵀy, yᵀy, n) from declared
+        bounds; standard errors do not include the noise.
 
     Returns
     -------
@@ -154,4 +164,5 @@ def glm(fed: Federation, y: str, X: Sequence[str], *, family: str = "gaussian",
         raise InvalidParameter(f"penalty must be a number >= 0; got {penalty!r}")
     params = {"y": y, "X": list(X), "family": family, "offset": offset,
               "penalty": float(penalty), "max_iter": int(max_iter), "tol": float(tol)}
+    params = with_dp(params, dp)
     return _check_fed(fed).run(GLM(params), protocol=protocol, **options)

@@ -34,11 +34,13 @@ import numpy as np
 
 from safeflow.analyses import Analysis, Next
 from safeflow.data import Column, Schema, SiteData
+from safeflow.dp.accounts import SiteAccounts
 from safeflow.envelope import DEFAULT_MAX_BYTES
-from safeflow.errors import InvalidParameter, SchemaError
+from safeflow.errors import InvalidParameter, ProtocolError, SchemaError
 from safeflow.policy.customs import Customs, PolicySettings, messages_digest, release_files
 from safeflow.policy.release_sdc import SUPPRESSIBLE, suppress_release
 from safeflow.protocols import SessionInfo, default_threshold, load_spec, protocol_classes
+from safeflow.protocols.dp import DPPlan, check_contributions
 from safeflow.release import Release
 from safeflow.runtime import SiteRuntime
 from safeflow.transport.local import LocalChannel
@@ -60,10 +62,17 @@ class Site:
         ISO 3166 alpha-2 code of the country the data is in, e.g. ``"CN"``, ``"NL"``.
     schema : sf.Schema, optional
         The public schema; inferred (with a warning) when omitted.
+    budget : number, or (ε, δ), optional
+        The site's total privacy budget for this dataset (exact: ``0.1`` is one tenth).
+        Needed for differentially private releases; the site's ledger (in the
+        federation's state directory) is debited before any DP value leaves.
+    dataset : str, optional
+        Name of the dataset in the budget ledger (default: the site name).
     """
 
     def __init__(self, name: str, data: Any, jurisdiction: str, schema: Schema | None = None,
-                 *, ciio: bool = False, ftz: str | None = None) -> None:
+                 *, ciio: bool = False, ftz: str | None = None, budget: Any = None,
+                 dataset: str | None = None) -> None:
         if not isinstance(name, str) or not _NAME.match(name) or name == "aggregator":
             raise InvalidParameter(
                 f"site name must be 1-64 letters, digits or _.- (and not 'aggregator'); "
@@ -73,6 +82,7 @@ class Site:
                 f"jurisdiction must be an ISO 3166 alpha-2 code such as 'CN' or 'NL'; "
                 f"got {jurisdiction!r}")
         self.name, self.jurisdiction, self.ciio, self.ftz = name, jurisdiction, ciio, ftz
+        self.budget, self.dataset = budget, dataset or name
         self._raw = data
         self._data = SiteData(data, schema=schema)
 
@@ -156,8 +166,10 @@ class Federation:
         self.customs = Customs(self.state_dir, self.policy,
                                {s.name: s.jurisdiction for s in sites}, study=self.study,
                                destination=destination, purpose=purpose)
-        # keys and audit logs of an ephemeral federation live as long as it does
-        weakref.finalize(self, _close_state, self.customs,
+        self.accounts = SiteAccounts(self.state_dir, {s.name: (s.dataset, s.budget)
+                                                      for s in sites if s.budget is not None})
+        # keys, audit logs and ledgers of an ephemeral federation live as long as it does
+        weakref.finalize(self, _close_state, self.customs, self.accounts,
                          self.state_dir if ephemeral else None)
 
     @classmethod
@@ -177,10 +189,37 @@ class Federation:
                 "max_rows_per_site": self.max_rows_per_site,
                 "public_schema": self.public_schema}
 
+    def budgets(self) -> dict[str, list[dict[str, Any]]]:
+        """Each site's privacy budget: ``{site: rows}`` (dataset, total, spent, remaining).
+
+        Examples
+        --------
+        >>> import pandas as pd, safeflow as sf
+        >>> s = sf.Schema([sf.Column("x", bounds=(0, 1))])
+        >>> df = pd.DataFrame({"x": [0.5]})
+        >>> fed = sf.Federation.local([sf.Site("a", df, "NL", schema=s, budget=1),
+        ...                            sf.Site("b", df, "DE", schema=s, budget="0.5")],
+        ...                           destination="NL", purpose="scientific-research")
+        >>> {site: str(rows[0]["remaining"]) for site, rows in fed.budgets().items()}
+        {'a': '1', 'b': '1/2'}
+        """
+        return self.accounts.show()
+
     def run(self, analysis: Analysis, *, protocol: str = "masking",
-            rng: np.random.Generator | None = None, **protocol_params: Any) -> Release:
-        """Run one analysis to completion under ``protocol``; return its release."""
+            rng: np.random.Generator | None = None, query_id: str | None = None,
+            **protocol_params: Any) -> Release:
+        """Run one analysis to completion under ``protocol``; return its release.
+
+        With ``analysis.params["dp"]`` the release is differentially private: every site
+        debits its budget ledger for ``query_id`` (default: a fresh id per call) before
+        anything is computed, and customs noises the aggregate (central mode).
+        """
         protocol_classes(protocol)  # typed error for unknown names
+        if "dp" in protocol_params:
+            raise InvalidParameter(
+                f"{analysis.name} does not support differential privacy (dp=); DP is "
+                "available for describe, histogram, crosstab, kaplan_meier, logrank and "
+                "glm(family='gaussian')")
         run_id = uuid.uuid4().hex[:16]
         info = SessionInfo(self.study, run_id, tuple(s.name for s in self.sites), self.threshold)
         server_cls, _ = protocol_classes(protocol)
@@ -204,31 +243,53 @@ class Federation:
                                tamper=self._faults.get("tamper"))
         if not analysis.state:
             analysis.state = analysis.initial_state(self.public_schema)
+        plan = DPPlan.for_analysis(analysis, self.public_schema, ctx)
+        receipts, qid = [], query_id or f"{self.study}/{run_id}/{analysis.name}"
+        if plan is not None:  # every site checks its rows per patient, then pays
+            for data in self._site_data.values():
+                check_contributions(data, self.public_schema, plan.contributions)
+            receipts = self.accounts.debit(qid, plan.dp, [s.name for s in self.sites])
         server.setup(channel)
         rounds, contributors = 0, set(info.sites)
         while True:
             rounds += 1
             layout = analysis.layout(self.public_schema, ctx)
+            if plan is not None:
+                layout = plan.layout(layout)
             res = server.secure_sum(channel, rounds, layout, analysis.request())
             contributors &= set(res.contributors)
-            step = analysis.combine(res.totals, self.public_schema, ctx)
+            totals = res.totals if plan is None else plan.noise(res.totals)
+            step = analysis.combine(totals, self.public_schema, ctx)
             if isinstance(step, Next):
+                if plan is not None:
+                    raise ProtocolError(f"{analysis.name} asked for a second round under DP; "
+                                        "DP releases are single-round")
                 analysis.state = step.state
                 continue
             break
         facts = self._facts(analysis, protocol, step.facts, channel, sorted(contributors), rounds)
+        if plan is not None:
+            facts["output"]["dp"] = plan.facts()
+            facts["budget"] = self.accounts.budget_facts(receipts)
+        elif "budget" in step.facts:  # an analysis with its own DP accounting (FL)
+            facts["budget"] = dict(step.facts["budget"])
         facts["run"]["run_id"] = run_id
         facts["run"]["messages_sha256"] = {
             s: messages_digest(channel.received[s]) for s in sorted(contributors)}
         filters = sorted(f"{c} present" for c in dict.fromkeys(analysis.columns())
                          if self.public_schema.column(c).on_missing == "drop")
-        return self._release(analysis.name, protocol, step.value, facts, runtimes, channel,
-                             rounds, population_filters=filters,
-                             group=analysis.params.get("by") or analysis.params.get("group"))
+        release = self._release(analysis.name, protocol, step.value, facts, runtimes, channel,
+                                rounds, population_filters=filters,
+                                group=analysis.params.get("by") or analysis.params.get("group"),
+                                dp_text=None if plan is None else plan.accuracy_text())
+        if plan is not None:
+            self.accounts.mark_released(qid, receipts)
+        return release
 
     def _release(self, analysis: str, protocol: str, value: Any, facts: dict[str, Any],
                  runtimes: Mapping[str, SiteRuntime], channel: LocalChannel, rounds: int, *,
-                 population_filters: Sequence[str] = (), group: str | None = None) -> Release:
+                 population_filters: Sequence[str] = (), group: str | None = None,
+                 dp_text: str | None = None) -> Release:
         """Customs: decide; deny (typed, no numbers) or certify and hand out the release."""
         norm, decision = self.customs.decide(facts)
         if (not decision.exportable and self.policy.suppress and analysis in SUPPRESSIBLE
@@ -245,6 +306,8 @@ class Federation:
         sent = {s: messages_digest(rt.sent) for s, rt in runtimes.items()}
         cert = self.customs.certify(norm, decision, files, site_messages=sent)
         summary = self.customs.summary_text(analysis, protocol, norm, decision, cert)
+        if dp_text:
+            summary = f"{summary.rstrip()}\n{dp_text}\n"
         return Release(value, norm, analysis=analysis, protocol=protocol, decision=decision,
                        certificate=cert, rounds=rounds, log=tuple(channel.log),
                        files=files, summary=summary, trusted=self.customs.trusted_keys())
@@ -260,7 +323,8 @@ class Federation:
             "output": {"kind": analysis.kind, "protocol": protocol,
                        "sdc": dict(out.get("sdc", {})),
                        "derived_from_genetic": "genetic" in classes,
-                       **{k: v for k, v in out.items() if k not in ("sdc", "rows_dropped")}},
+                       **{k: v for k, v in out.items()
+                          if k not in ("sdc", "rows_dropped", "budget")}},
             "origin": [{"site": n, "jurisdiction": by_name[n].jurisdiction,
                         "ciio": by_name[n].ciio, "ftz": by_name[n].ftz, "classes": classes}
                        for n in contributors],
@@ -281,8 +345,9 @@ class Federation:
         return f"<Federation {self.transport}: {sites} -> {self.destination} for {self.purpose}>"
 
 
-def _close_state(customs: Customs, remove: Path | None) -> None:
+def _close_state(customs: Customs, accounts: SiteAccounts, remove: Path | None) -> None:
     customs.close()
+    accounts.close()
     if remove is not None:
         shutil.rmtree(remove, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from safeflow.data import Schema, SiteData
 from safeflow.envelope import DEFAULT_MAX_BYTES, Envelope, Header, ReplayGuard
 from safeflow.errors import ExportRefused, ProtocolError
 from safeflow.protocols import ExportGate, SessionInfo, protocol_classes
+from safeflow.protocols.dp import DPPlan
 from safeflow.protocols.encoding import ring_size
 from safeflow.statspec import StatLayout
 
@@ -74,6 +75,10 @@ class SiteRuntime:
             layout = analysis.layout(self._schema, self._context)
             stats = analysis.local(self._data, self._context)
             layout.check(stats)
+            plan = DPPlan.for_analysis(analysis, self._schema, self._context)
+            if plan is not None:  # zero what DP withholds; local mode: noise here
+                stats = plan.site_prepare(stats, self._data, self._schema)
+                layout = plan.layout(layout)
             self.rows_dropped = dict(self._data.drop_counts)
             self._cache = (round, key, layout, dict(stats))
             return layout, stats

@@ -140,6 +140,27 @@ def group_codes(batch: Any, by: str | None, n_rows: int) -> np.ndarray:
     return np.asarray(batch[by], dtype=np.int64)
 
 
+def with_dp(params: dict[str, Any], dp: Any) -> dict[str, Any]:
+    """Add a differential-privacy request (``sf.DP``) to an analysis's parameters.
+
+    Examples
+    --------
+    >>> from safeflow.dp import DP
+    >>> with_dp({"column": "age"}, DP(0.5))["dp"]["epsilon"]
+    '1/2'
+    >>> with_dp({}, None)
+    {}
+    """
+    if dp is None:
+        return params
+    from safeflow.dp.spec import DP
+
+    if not isinstance(dp, DP):
+        raise InvalidParameter(
+            f"dp must be an sf.DP object, e.g. dp=sf.DP(epsilon=0.5); got {type(dp).__name__}")
+    return {**params, "dp": dp.to_facts()}
+
+
 def site_slot(ctx: Mapping[str, Any]) -> int:
     """This site's index in the public site order (for by-site tables)."""
     return list(ctx["sites"]).index(ctx["site"])

@@ -9,6 +9,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from safeflow.analyses._base import Analysis, Done, check_columns, count_spec, levels, register
 from safeflow.analyses.describe import _table_facts
 from safeflow.data import Schema, SiteData
+from safeflow.protocols.dp import DPStatistics, NoiseGroup
 from safeflow.statspec import StatLayout
 
 
@@ -38,6 +40,11 @@ class Crosstab(Analysis):
         r, c = self._dims(schema)
         return StatLayout((count_spec("counts", (len(r), len(c)), ctx),
                            count_spec("dropped", (1,), ctx)))
+
+    def dp_statistics(self, schema: Schema, ctx: Mapping[str, Any]) -> DPStatistics:
+        """Under DP every row adds 1 to one cell of (counts, dropped)."""
+        self._dims(schema)
+        return DPStatistics((NoiseGroup(("counts", "dropped"), "count", Fraction(1)),))
 
     def local(self, data: SiteData, ctx: Mapping[str, Any]) -> dict[str, np.ndarray]:
         r, c = self._dims(ctx["public_schema"])

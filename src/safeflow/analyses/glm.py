@@ -31,10 +31,12 @@ import numpy as np
 from scipy import special
 
 from safeflow.analyses._base import Analysis, Done, Next, check_columns, count_spec, register
+from safeflow.analyses.glm_dp import gaussian_dp_statistics
 from safeflow.analyses.glm_result import GLMResult
 from safeflow.analyses.newton import information, newton_start, newton_step
 from safeflow.data import Column, Schema, SiteData
 from safeflow.errors import ConvergenceError, DataError, InvalidParameter
+from safeflow.protocols.dp import DPStatistics
 from safeflow.statspec import StatLayout, StatSpec
 
 FAMILIES = ("gaussian", "binomial", "poisson")
@@ -157,6 +159,16 @@ class GLM(Analysis):
                 specs += [StatSpec("ylogy", (1,), "real", b["ylogy"]),
                           StatSpec("lgamma", (1,), "real", b["ylogy"])]
         return StatLayout(tuple(specs))
+
+    def dp_statistics(self, schema: Schema, ctx: Mapping[str, Any]) -> DPStatistics:
+        """Gaussian family only: noisy, well-scaled sufficient statistics
+        (:mod:`safeflow.analyses.glm_dp`)."""
+        if self.family != "gaussian" or self.params.get("offset"):
+            raise InvalidParameter(
+                "differential privacy is available for glm(family='gaussian') without an "
+                "offset (noisy sufficient statistics); binomial and poisson fits need many "
+                "rounds, each of which would spend budget")
+        return gaussian_dp_statistics(schema, list(self.params["X"]), self._y_col(schema).name)
 
     def local(self, data: SiteData, ctx: Mapping[str, Any]) -> dict[str, np.ndarray]:
         schema = ctx["public_schema"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from safeflow.analyses._base import (
 from safeflow.analyses.describe import _table_facts
 from safeflow.data import Schema, SiteData
 from safeflow.errors import InvalidParameter
+from safeflow.protocols.dp import DPStatistics, NoiseGroup
 from safeflow.statspec import StatLayout
 
 
@@ -77,6 +79,11 @@ class Histogram(Analysis):
         return StatLayout((count_spec("counts", (g, k + 2), ctx),
                            count_spec("dropped", (1,), ctx)))
 
+    def dp_statistics(self, schema: Schema, ctx: Mapping[str, Any]) -> DPStatistics:
+        """Under DP every row adds 1 to one cell of (counts, dropped)."""
+        self._groups(schema)
+        return DPStatistics((NoiseGroup(("counts", "dropped"), "count", Fraction(1)),))
+
     def local(self, data: SiteData, ctx: Mapping[str, Any]) -> dict[str, np.ndarray]:
         edges = np.asarray(check_edges(self.params["bins"]))
         g, k = len(self._groups(ctx["public_schema"])), len(edges) - 1
@@ -106,6 +113,7 @@ class Histogram(Analysis):
         df = pd.DataFrame.from_records(recs)
         if not self.params.get("by"):
             df = df.drop(columns=["group"])
+        df.attrs.update(column=self.params["column"], by=self.params.get("by"))
         cells = [int(c) for c in totals["counts"][:, 1:-1].ravel()]
         return Done(df, _table_facts(cells, total_rows=int(totals["counts"].sum()),
                                      dropped=int(totals["dropped"][0])))

@@ -51,6 +51,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,6 +65,7 @@ from safeflow.analyses._base import (
     group_codes,
     levels,
     register,
+    with_dp,
 )
 from safeflow.analyses.survival_grid import TimeGrid, check_grid
 from safeflow.analyses.survival_results import (
@@ -76,9 +78,11 @@ from safeflow.analyses.survival_results import (
 )
 from safeflow.data import Schema, SiteData
 from safeflow.errors import ConvergenceError, InvalidParameter
+from safeflow.protocols.dp import DPStatistics, NoiseGroup
 from safeflow.statspec import StatLayout
 
 if TYPE_CHECKING:  # the federation imports the analyses package: import it lazily
+    from safeflow.dp.spec import DP
     from safeflow.federation import Federation
     from safeflow.release import Release
 
@@ -127,6 +131,33 @@ class _Survival(Analysis):
                 count_spec("dropped", (1,), ctx),
             )
         )
+
+    def dp_statistics(self, schema: Schema, ctx: Mapping[str, Any]) -> DPStatistics:
+        """Under DP each row adds 1 to one cell of (events, censored, before_grid, dropped).
+
+        Sites send censorings (``removed - events``) so that one row touches one cell;
+        customs rebuilds ``removed`` after the noise. The grid must start at or below the
+        duration's declared lower bound, so that no row lies before it (a public fact).
+        """
+        self._groups(schema)
+        b = schema.public_bounds(self.params["duration"])
+        if b is None or float(self._grid(schema).points[0]) > float(b[0]):
+            raise InvalidParameter(
+                "under differential privacy the time grid must start at or below the "
+                "duration's declared lower bound (declare bounds=(lo, hi) on the duration "
+                "column and start time_grid at lo)")
+
+        def encode(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            stats["removed"] = stats["removed"] - stats["events"]
+            return stats
+
+        def decode(totals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            totals["removed"] = totals["removed"] + totals["events"]
+            totals["before_grid"] = np.zeros_like(totals["before_grid"])
+            return totals
+
+        return DPStatistics((NoiseGroup(("events", "removed", "before_grid", "dropped"), "count",
+                                        Fraction(1)),), encode=encode, decode=decode)
 
     def local(self, data: SiteData, ctx: Mapping[str, Any]) -> dict[str, np.ndarray]:
         schema = ctx["public_schema"]
@@ -308,6 +339,7 @@ def kaplan_meier(
     time_grid: Sequence[float] | None = None,
     protocol: str = "masking",
     alpha: float = 0.05,
+    dp: DP | None = None,
     **options: Any,
 ) -> Release:
     """Kaplan-Meier survival curves with Greenwood bands, medians and numbers at risk.
@@ -369,7 +401,7 @@ def kaplan_meier(
         "time_grid": check_grid(time_grid),
         "alpha": float(alpha),
     }
-    return _check_fed(fed).run(KaplanMeier(params), protocol=protocol, **options)
+    return _check_fed(fed).run(KaplanMeier(with_dp(params, dp)), protocol=protocol, **options)
 
 
 def logrank(
@@ -380,6 +412,7 @@ def logrank(
     *,
     time_grid: Sequence[float] | None = None,
     protocol: str = "masking",
+    dp: DP | None = None,
     **options: Any,
 ) -> Release:
     """Log-rank test of equal survival across the levels of ``group``.
@@ -432,7 +465,7 @@ def logrank(
         "group": _check_name(group, "group"),
         "time_grid": check_grid(time_grid),
     }
-    return _check_fed(fed).run(LogRank(params), protocol=protocol, **options)
+    return _check_fed(fed).run(LogRank(with_dp(params, dp)), protocol=protocol, **options)
 
 
 __all__ = [

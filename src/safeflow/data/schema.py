@@ -37,6 +37,10 @@ class Schema:
     declared : bool
         True when the bounds and levels were declared in public (the default). Inferred
         schemas (:meth:`infer`) have ``declared=False``; their bounds are never public.
+    rows_per_patient : int
+        Public bound on the rows one patient may contribute (default 1: every row is a
+        different patient). Differential privacy with ``unit="patient"`` scales its
+        sensitivity by it; under DP each site checks it against its identifier column.
 
     Examples
     --------
@@ -52,6 +56,7 @@ class Schema:
     columns: tuple[Column, ...]
     unit: Unit = "patient"
     declared: bool = True
+    rows_per_patient: int = 1
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +74,11 @@ class Schema:
             raise SchemaError(f"unit must be 'patient' or 'row'; got {self.unit!r}")
         if not isinstance(self.declared, bool):
             raise SchemaError(f"declared must be True or False; got {self.declared!r}")
+        rpp = self.rows_per_patient
+        if isinstance(rpp, bool) or not isinstance(rpp, int) or not 1 <= rpp <= 10**6:
+            raise SchemaError(
+                f"rows_per_patient must be an int between 1 and 1,000,000 (the most rows one "
+                f"patient may contribute); got {rpp!r}")
         object.__setattr__(self, "columns", cols)
         object.__setattr__(self, "_by_name", {c.name: c for c in cols})
 
@@ -162,12 +172,15 @@ class Schema:
                 "values from the site's rows and must not be shared; declare the schema "
                 "with sf.Schema (or pass allow_inferred=True to edit a local draft)"
             )
-        return {
+        out = {
             "format": SCHEMA_FORMAT,
             "unit": self.unit,
             "declared": self.declared,
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.rows_per_patient != 1:
+            out["rows_per_patient"] = self.rows_per_patient
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Schema:
@@ -185,16 +198,18 @@ class Schema:
         fmt = d.get("format", SCHEMA_FORMAT)
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"unsupported schema format {fmt!r}; expected {SCHEMA_FORMAT!r}")
-        unknown = sorted(set(d) - {"format", "unit", "declared", "columns"})
+        unknown = sorted(set(d) - {"format", "unit", "declared", "columns",
+                                   "rows_per_patient"})
         if unknown or not isinstance(d.get("columns"), Sequence):
             raise SchemaError(
-                "a schema dict has a 'columns' list and optionally 'format', 'unit' and "
-                f"'declared'; unknown keys: {unknown}"
+                "a schema dict has a 'columns' list and optionally 'format', 'unit', "
+                f"'declared' and 'rows_per_patient'; unknown keys: {unknown}"
             )
         return cls(
             tuple(Column.from_dict(c) for c in d["columns"]),
             unit=d.get("unit", "patient"),
             declared=d.get("declared", True),
+            rows_per_patient=d.get("rows_per_patient", 1),
         )
 
     @classmethod

@@ -273,6 +273,34 @@ class SiteData:
         self._drop_counts = counts
         return self._iter(cols, int(batch_size), counts)
 
+    def max_rows_per_identifier(self) -> int | None:
+        """The most rows any one identifier value has (None without an identifier column).
+
+        For the site's own check of the declared ``rows_per_patient`` under differential
+        privacy; the identifiers are read, counted and forgotten here, and only the
+        check's outcome leaves the site.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from safeflow.data import Column, Schema, SiteData
+        >>> s = Schema([Column("pid", role="identifier", kind="categorical"),
+        ...             Column("x")])
+        >>> SiteData(pd.DataFrame({"pid": ["a", "b", "a"], "x": [1.0, 2, 3]}),
+        ...          schema=s).max_rows_per_identifier()
+        2
+        """
+        ident = [c for c in self._schema if c.role == "identifier"]
+        if not ident:
+            return None
+        seen: dict[str, int] = {}
+        for rb in self._source.iter_batches([ident[0].name], DEFAULT_BATCH_SIZE,
+                                            _hints(ident[:1])):
+            for value in rb.columns[0].to_pylist():
+                key = str(value)
+                seen[key] = seen.get(key, 0) + 1
+        return max(seen.values(), default=0)
+
     def _iter(self, cols: list[Column], size: int, counts: dict[str, int]) -> Iterator[Batch]:
         names = [c.name for c in cols]
         public = self._schema.declared

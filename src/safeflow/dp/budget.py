@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS debits (
     created_at     TEXT NOT NULL,
     UNIQUE (dataset, query_id)
 );
+CREATE TABLE IF NOT EXISTS releases (
+    dataset        TEXT NOT NULL,
+    query_id       TEXT NOT NULL,
+    released_at    TEXT NOT NULL,
+    PRIMARY KEY (dataset, query_id)
+);
 """
 
 # One lock per ledger file and process: threads of a process write one at a time.
@@ -526,6 +532,37 @@ class BudgetLedger:
                 (fraction_str(new_e), fraction_str(new_d), now, ds),
             )
         return Receipt(rid, ds, qid, eps, delta, new_e, new_d, total_e, total_d, now, False)
+
+    def mark_released(self, dataset: str, query_id: str) -> None:
+        """Record that the noised value of a debited query has been released.
+
+        A retry of a released query must not draw fresh noise for free (two draws of the
+        same statistic average the noise away): :meth:`released` lets the caller refuse it.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> ledger = BudgetLedger(pathlib.Path(tempfile.mkdtemp()) / "b.sqlite")
+        >>> ledger.set_total("d", 1)
+        >>> _ = ledger.spend("d", "q1", "1/2")
+        >>> ledger.mark_released("d", "q1")
+        >>> ledger.released("d", "q1"), ledger.released("d", "q2")
+        (True, False)
+        """
+        ds, qid = _name(dataset, "dataset"), _name(query_id, "query_id")
+        with self._transaction() as con:
+            if con.execute("SELECT 1 FROM debits WHERE dataset=? AND query_id=?",
+                           (ds, qid)).fetchone() is None:
+                raise InvalidParameter(
+                    f"query {qid!r} was never debited on dataset {ds!r}; debit before release")
+            con.execute("INSERT OR IGNORE INTO releases VALUES (?, ?, ?)", (ds, qid, _now()))
+
+    def released(self, dataset: str, query_id: str) -> bool:
+        """True when :meth:`mark_released` was called for this query."""
+        ds, qid = _name(dataset, "dataset"), _name(query_id, "query_id")
+        with self._transaction(write=False) as con:
+            return con.execute("SELECT 1 FROM releases WHERE dataset=? AND query_id=?",
+                               (ds, qid)).fetchone() is not None
 
     def _check(
         self, con: sqlite3.Connection, ds: str, qid: str, eps: Fraction, delta: Fraction

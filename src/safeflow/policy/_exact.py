@@ -1,7 +1,8 @@
 """Exact numbers for the policy layer: ε values and SDC ratios as :class:`~fractions.Fraction`.
 
 A float is read through its shortest ``repr`` (``0.1`` is exactly one tenth, not the binary
-double nearest to it), a string as a decimal literal, an int as itself. Budget sums and
+double nearest to it), a string as a decimal literal or an exact ``"num/den"`` fraction
+(ε shares such as ``"1/3"``), an int as itself. Budget sums and
 threshold comparisons are then exact (STYLE.md item 3): ``0.8 + 0.2 <= 1.0`` holds, and
 ``0.1 + 0.2`` does not overspend a ``0.3`` budget.
 
@@ -11,17 +12,22 @@ Examples
 True
 >>> canonical(exact("1.50"))
 '1.5'
+>>> canonical(exact("2/6"))
+'1/3'
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+_FRACTION = re.compile(r"^-?\d+/[1-9]\d*$")
 
 
 def is_int(value: Any) -> bool:
@@ -50,6 +56,8 @@ def exact(value: Any) -> Fraction:
         return Fraction(int(value))
     if is_number(value):
         return Fraction(Decimal(repr(float(value))))
+    if isinstance(value, str) and _FRACTION.match(value.strip()):
+        return Fraction(value.strip())
     if isinstance(value, str):
         try:
             d = Decimal(value.strip())
@@ -63,7 +71,8 @@ def exact(value: Any) -> Fraction:
 def canonical(value: Fraction) -> str:
     """Shortest decimal string of a fraction whose decimal expansion terminates.
 
-    Every value read by :func:`exact` terminates (it came from a decimal literal).
+    A fraction without a finite decimal expansion (an ε share such as 1/3) is written
+    exactly as ``"num/den"``.
     """
     den, k = value.denominator, 0
     while den % 10 == 0:
@@ -71,7 +80,7 @@ def canonical(value: Fraction) -> str:
     while den % 2 == 0 or den % 5 == 0:
         den, k = (den // 2 if den % 2 == 0 else den // 5), k + 1
     if den != 1:
-        raise ValueError(f"{value} has no finite decimal expansion")
+        return f"{value.numerator}/{value.denominator}"
     scaled = value.numerator * 10**k // value.denominator
     text = format(Decimal(scaled).scaleb(-k), "f")
     if "." in text:

@@ -191,12 +191,14 @@ class Customs:
 
         The population is the contributing sites and the conditions that selected rows
         (``"<column> present"`` for every column whose missing values drop the row), so a
-        Table 1 of ``wt.loss`` after one of ``age`` is a subset release. Public data and
-        releases without a person count are not recorded.
+        Table 1 of ``wt.loss`` after one of ``age`` is a subset release. Public data,
+        releases without a person count and DP releases are not recorded (the privacy
+        budget bounds what any combination of DP releases reveals, differencing included;
+        their person counts are noised).
         """
         n = facts["output"]["sdc"].get("n")
         public = all(list(o["classes"]) == ["public"] for o in facts["origin"])
-        if n is None or public:
+        if n is None or public or facts["output"].get("dp") is not None:
             return
         pop = Population(frozenset(o["site"] for o in facts["origin"]), frozenset(filters),
                          group)

@@ -22,6 +22,12 @@ output.dp                                 {epsilon, delta} or null    null (no D
                                                                       or protocol is dp
 output.dp.epsilon                         decimal > 0                 (required inside dp)
 output.dp.delta                           decimal in [0, 1)           ``"0"``
+output.dp.unit, .mode, .alpha,            patient|row, central|local, absent (optional
+.contributions, .withheld                 number, int, list of names  details of a run)
+output.dp.statistics                      list of {statistic, kind,   absent (per noise
+                                          mechanism, epsilon, delta,  group of a federated
+                                          scale, std, sensitivity_l1, DP release)
+                                          accuracy}
 output.sdc.min_cell                       int >= 0 (smallest          null (not measured)
                                           non-zero cell)
 output.sdc.has_zero                       bool                        null (not measured)
@@ -243,7 +249,7 @@ def _output(value: Any) -> dict[str, Any]:
     protocol = _choice(m, "protocol", "output", PROTOCOLS, "plain")
     dp = None
     if m.get("dp") is not None:
-        d = _mapping(m["dp"], "output.dp", ("epsilon", "delta"))
+        d = _mapping(m["dp"], "output.dp", ("epsilon", "delta", *_DP_DETAILS))
         if "epsilon" not in d:
             raise FactsError(
                 "output.dp.epsilon is required when output.dp is given; "
@@ -252,6 +258,7 @@ def _output(value: Any) -> dict[str, Any]:
         dp = {
             "epsilon": _decimal(d, "epsilon", "output.dp", None, positive=True),
             "delta": _decimal(d, "delta", "output.dp", "0", below_one=True),
+            **_dp_details(d),
         }
     elif kind == "dp_release" or protocol == "dp":
         raise FactsError(
@@ -278,6 +285,49 @@ def _output(value: Any) -> dict[str, Any]:
         "derived_from_genetic": _bool(m, "derived_from_genetic", "output", False),
         "time_grid": grid,
     }
+
+
+#: optional details of a DP release (written by the federation, shown in certificates)
+_DP_DETAILS = ("unit", "mode", "alpha", "contributions", "statistics", "withheld")
+_DP_STAT = ("statistic", "kind", "mechanism", "epsilon", "delta", "scale", "std",
+            "sensitivity_l1", "accuracy")
+
+
+def _dp_details(d: Mapping[str, Any]) -> dict[str, Any]:
+    p = "output.dp"
+    out: dict[str, Any] = {}
+    if "unit" in d:
+        out["unit"] = _choice(d, "unit", p, ("patient", "row"), None)
+    if "mode" in d:
+        out["mode"] = _choice(d, "mode", p, ("central", "local"), None)
+    if "alpha" in d:
+        out["alpha"] = _real(d, "alpha", p, lo=0.0)
+    if "contributions" in d:
+        out["contributions"] = _int(d, "contributions", p, None)
+    if "withheld" in d:
+        w = d["withheld"]
+        if isinstance(w, str) or not isinstance(w, Sequence) or not all(
+                isinstance(x, str) for x in w):
+            raise _fail(f"{p}.withheld", "a list of statistic names", w)
+        out["withheld"] = list(w)
+    if "statistics" in d:
+        rows = d["statistics"]
+        if isinstance(rows, str) or not isinstance(rows, Sequence):
+            raise _fail(f"{p}.statistics", "a list of mechanism descriptions", rows)
+        out["statistics"] = []
+        for i, r in enumerate(rows):
+            q = f"{p}.statistics[{i}]"
+            r = _mapping(r, q, _DP_STAT)
+            out["statistics"].append({
+                "statistic": _text(r, "statistic", q, None),
+                "kind": _choice(r, "kind", q, ("count", "real"), None),
+                "mechanism": _text(r, "mechanism", q, None),
+                "epsilon": _decimal(r, "epsilon", q, None, positive=True),
+                "delta": _decimal(r, "delta", q, "0", below_one=True),
+                **{k: _real(r, k, q, lo=0.0) for k in ("scale", "std", "accuracy")},
+                "sensitivity_l1": _decimal(r, "sensitivity_l1", q, None, positive=True),
+            })
+    return out
 
 
 def _classes(value: Any, path: str) -> list[str]:
