@@ -23,8 +23,11 @@ from rich.table import Table
 
 from safeflow import __version__
 from safeflow.errors import SafeflowError
+from safeflow.study.cli import run as run_study_command
+from safeflow.study.cli import study_app
 
-app = typer.Typer(help="Privacy-preserving cross-border analytics: verify, audit, decide.",
+app = typer.Typer(help="Privacy-preserving cross-border analytics: run studies, verify, "
+                       "audit, decide.",
                   no_args_is_help=True, add_completion=False)
 audit_app = typer.Typer(help="Merkle audit logs.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy packs and decisions.", no_args_is_help=True)
@@ -32,6 +35,8 @@ budget_app = typer.Typer(help="Differential-privacy budget ledgers.", no_args_is
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(budget_app, name="budget")
+app.add_typer(study_app, name="study")
+app.command("run")(run_study_command)
 console = Console()
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -134,19 +139,33 @@ def policy_check(
 
 
 @budget_app.command("show")
-def budget_show(ledger: Annotated[Path, typer.Argument(help="a budget ledger (SQLite)")]) -> None:
-    """Print spent and remaining ε per dataset."""
+def budget_show(ledger: Annotated[Path, typer.Argument(
+        help="a budget ledger (SQLite), or a federation state directory (all its sites)")]
+) -> None:
+    """Print spent and remaining ε (and δ) per site dataset."""
     from safeflow.dp import BudgetLedger
 
-    if not ledger.is_file():
-        console.print(f"[red]{ledger} is not a file[/red]")
+    if ledger.is_dir():
+        files = sorted(ledger.glob("sites/*/budget.sqlite"))
+        if not files:
+            console.print(f"[red]{ledger} holds no site budget ledgers "
+                          "(sites/<site>/budget.sqlite)[/red]")
+            raise typer.Exit(USAGE)
+    elif ledger.is_file():
+        files = [ledger]
+    else:
+        console.print(f"[red]{ledger} is neither a ledger file nor a state directory[/red]")
         raise typer.Exit(USAGE)
-    with BudgetLedger(ledger) as led:
-        rows = led.show()
-    table = Table("dataset", "ε total", "ε spent", "ε remaining", "queries")
-    for r in rows:
-        table.add_row(str(r["dataset"]), str(r["total"]), str(r["spent"]), str(r["remaining"]),
-                      str(r["queries"]))
+    per_site = ledger.is_dir()
+    table = Table(*(["site"] if per_site else []), "dataset", "ε total", "ε spent",
+                  "ε remaining", "δ remaining", "queries")
+    for f in files:
+        with BudgetLedger(f) as led:
+            rows = led.show()
+        for r in rows:
+            table.add_row(*([f.parent.name] if per_site else []), str(r["dataset"]),
+                          str(r["total"]), str(r["spent"]), str(r["remaining"]),
+                          str(r["delta_remaining"]), str(r["queries"]))
     console.print(table)
 
 

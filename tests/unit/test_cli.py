@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def test_help_lists_every_command() -> None:
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("verify", "audit", "policy", "budget", "version"):
+    for cmd in ("verify", "audit", "policy", "budget", "version", "run", "study"):
         assert cmd in out
 
 
@@ -72,3 +72,21 @@ def test_budget_show(tmp_path) -> None:  # type: ignore[no-untyped-def]
         led.spend("lung@beijing", "q1", "0.3")
     res = runner.invoke(app, ["budget", "show", str(path)])
     assert res.exit_code == 0 and "lung@beijing" in res.output and "7/10" in res.output
+
+
+def test_budget_show_a_federation_state_dir_lists_every_site(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    import safeflow as sf
+
+    s = sf.Schema([sf.Column("x", bounds=(0, 10))])
+    df = pd.DataFrame({"x": [1.0, 2, 3]})
+    fed = sf.Federation.local(
+        [sf.Site("beijing", df, "CN", schema=s, budget="1"),
+         sf.Site("amsterdam", df, "NL", schema=s, budget="2")],
+        destination="NL", purpose="scientific-research", state_dir=tmp_path)
+    fed.accounts.debit("q1", sf.DP("0.25"))
+    res = runner.invoke(app, ["budget", "show", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "beijing" in res.output and "amsterdam" in res.output and "7/4" in res.output
+    assert runner.invoke(app, ["budget", "show", str(tmp_path / "nothing")]).exit_code == 2
