@@ -422,15 +422,19 @@ def test_images_are_valid_pngs_with_alt_text(page: str) -> None:
 
 
 def test_report_leaves_matplotlib_state_alone(rel: dict[str, Release]) -> None:
+    import sys
+
+    def figures() -> list[int]:  # other tests may have left pyplot figures open
+        plt = sys.modules.get("matplotlib.pyplot")
+        return [] if plt is None else list(plt.get_fignums())
+
     backend = matplotlib.get_backend()
     rc = dict(matplotlib.rcParams)
+    before = figures()
     build_report([("KM", rel["km"]), ("Cox", rel["cox"])], title="t")
     assert matplotlib.get_backend() == backend
     assert dict(matplotlib.rcParams) == rc
-    import sys
-
-    if "matplotlib.pyplot" in sys.modules:
-        assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+    assert figures() == before  # no pyplot figure created (or left open)
 
 
 # ----------------------------------------------------------------------------- writing
