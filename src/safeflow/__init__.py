@@ -9,7 +9,7 @@ Examples
 ['Column', 'Federation', 'Release']
 """
 
-from safeflow import errors
+from safeflow import errors, fl
 from safeflow.api import cox, crosstab, describe, glm, histogram, kaplan_meier, logrank
 from safeflow.data import SQL, Column, Schema
 from safeflow.dp import DP
@@ -33,6 +33,7 @@ __all__ = [
     "crosstab",
     "describe",
     "errors",
+    "fl",
     "glm",
     "histogram",
     "kaplan_meier",

@@ -25,6 +25,7 @@ from safeflow import __version__
 from safeflow.errors import SafeflowError
 from safeflow.study.cli import run as run_study_command
 from safeflow.study.cli import study_app
+from safeflow.transport.flower.cli import coordinator_app, pki_app, site_app
 
 app = typer.Typer(help="Privacy-preserving cross-border analytics: run studies, verify, "
                        "audit, decide.",
@@ -36,6 +37,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(budget_app, name="budget")
 app.add_typer(study_app, name="study")
+app.add_typer(site_app, name="site")
+app.add_typer(pki_app, name="pki")
+app.add_typer(coordinator_app, name="coordinator")
 app.command("run")(run_study_command)
 console = Console()
 

@@ -27,12 +27,14 @@ contains the sensitive number that caused it (STYLE.md item 11).
     │   ├── MalformedEnvelope (ValueError)   bytes that are not a valid envelope
     │   ├── EnvelopeTooLarge                 over the transport's size limit
     │   ├── ReplayedEnvelope                 a nonce seen before in this run
-    │   └── UnexpectedStage                  a message for another run, round, stage or party
+    │   ├── UnexpectedStage                  a message for another run, round, stage or party
+    │   └── InsecureTransport (PermissionError)  a deployment without TLS or node authentication
     ├── ExportRefused (PermissionError)      a site's export gate refused an outgoing message
     ├── PolicyError                          the policy layer cannot decide
     │   ├── PackError (ValueError)           a policy pack is malformed (names file and rule)
     │   └── FactsError (ValueError)          facts with unknown or ill-typed fields
     ├── VerificationError                    a certificate, signature or proof does not verify
+    │   └── UnpinnedApp (PermissionError)    a site refused a Flower app it does not pin
     ├── AuditError                           an audit log is inconsistent or was tampered with
     ├── BudgetExceeded (PermissionError)     a DP release would overspend a privacy budget
     └── ReleaseError                         a release cannot be used as asked
@@ -132,6 +134,10 @@ class UnexpectedStage(TransportError):
     """An envelope for another study, run, round, stage, sender or receiver."""
 
 
+class InsecureTransport(TransportError, PermissionError):
+    """A deployment would start without TLS or without node authentication."""
+
+
 class _RuleError(SafeflowError):
     """A refusal that names the rule that decided and the next step."""
 
@@ -158,6 +164,10 @@ class FactsError(PolicyError, ValueError):
 
 class VerificationError(SafeflowError):
     """A certificate, signature or proof does not verify (tampered, wrong key, missing)."""
+
+
+class UnpinnedApp(VerificationError, PermissionError):
+    """A site refused a Flower run whose app (FAB) hash its ``site.toml`` does not pin."""
 
 
 class AuditError(SafeflowError):
@@ -193,6 +203,7 @@ __all__ = [
     "ExportRefused",
     "FactsError",
     "InsecureParameters",
+    "InsecureTransport",
     "InvalidKey",
     "InvalidParameter",
     "MalformedEnvelope",
@@ -210,4 +221,5 @@ __all__ = [
     "TransportError",
     "Uncertified",
     "UnexpectedStage",
+    "UnpinnedApp",
 ]

@@ -179,6 +179,24 @@ class Federation:
         return cls(sites, destination=destination, purpose=purpose, transport="local",
                    **options)
 
+    @classmethod
+    def flower(cls, sites: Sequence[Any], *, destination: str, purpose: str, schema: Schema,
+               superlink: str, root_certificates: str | Path, outbox: str | Path,
+               profile: str = "production", **options: Any) -> Federation:
+        """Sites deployed on Flower (a SuperLink and one SuperNode per site).
+
+        ``sites`` are :class:`safeflow.transport.flower.StudySite` (name, jurisdiction,
+        node key, signing key): no data here, the sites hold it. Every analysis function
+        then submits a job to the SuperLink and returns the release customs certified next
+        to it. See :mod:`safeflow.transport.flower`.
+        """
+        from safeflow.transport.flower.submit import FlowerConnection, FlowerFederation
+
+        conn = FlowerConnection(superlink, root_certificates=root_certificates,
+                                profile=profile)
+        return FlowerFederation(sites, destination=destination, purpose=purpose,
+                                schema=schema, connection=conn, outbox=outbox, **options)
+
     def simulate_faults(self, *, dropouts: Mapping[str, tuple[int, str]] | None = None,
                         tamper: Any = None) -> None:
         """Testing aid: sites fall silent from ``(round, stage)``; ``tamper`` edits replies."""
@@ -225,6 +243,22 @@ class Federation:
         server_cls, _ = protocol_classes(protocol)
         server = server_cls(info, rng=rng, **protocol_params)
         ctx = self._context()
+        channel, runtimes = self._open_channel(info, protocol, rng, protocol_params)
+        try:
+            return self._drive(analysis, protocol, server, channel, runtimes, info, ctx,
+                               query_id)
+        finally:
+            self._close_channel(channel)
+
+    def _open_channel(self, info: SessionInfo, protocol: str, rng: np.random.Generator | None,
+                      params: Mapping[str, Any]) -> tuple[Any, dict[str, SiteRuntime]]:
+        """The transport of one run: in-process site runtimes behind a LocalChannel.
+
+        Other transports (``safeflow.transport.flower``) override this and
+        :meth:`_close_channel`; the channel must offer ``exchange``, ``log``,
+        ``received`` and ``border_bytes`` like :class:`LocalChannel`.
+        """
+        ctx = self._context()
         runtimes = {
             s.name: SiteRuntime(
                 s.name, self._site_data[s.name], self.public_schema, protocol, info,
@@ -234,20 +268,34 @@ class Federation:
                 max_envelope_bytes=self.max_envelope_bytes,
                 policy_gate=lambda msg, name=s.name: self.customs.gate(name, msg),
                 on_sent=lambda entry, name=s.name: self.customs.log_message(name, entry),
-                **protocol_params)
+                **params)
             for s in self.sites}
-        channel = LocalChannel(self.study, run_id, runtimes,
+        channel = LocalChannel(self.study, info.run, runtimes,
                                {s.name: s.jurisdiction for s in self.sites}, self.destination,
                                max_envelope_bytes=self.max_envelope_bytes,
                                dropouts=self._faults.get("dropouts", {}),
                                tamper=self._faults.get("tamper"))
+        return channel, runtimes
+
+    def _close_channel(self, channel: Any) -> None:
+        """End a run's transport (nothing to do in process)."""
+
+    def _check_dp_sites(self, plan: DPPlan) -> None:
+        """Each site checks its rows per patient against the schema before it pays."""
+        for data in self._site_data.values():
+            check_contributions(data, self.public_schema, plan.contributions)
+
+    def _drive(self, analysis: Analysis, protocol: str, server: Any, channel: Any,
+               runtimes: Mapping[str, SiteRuntime], info: SessionInfo,
+               ctx: Mapping[str, Any], query_id: str | None) -> Release:
+        """The rounds of one analysis over an open channel, then customs."""
+        run_id = info.run
         if not analysis.state:
             analysis.state = analysis.initial_state(self.public_schema)
         plan = DPPlan.for_analysis(analysis, self.public_schema, ctx)
         receipts, qid = [], query_id or f"{self.study}/{run_id}/{analysis.name}"
         if plan is not None:  # every site checks its rows per patient, then pays
-            for data in self._site_data.values():
-                check_contributions(data, self.public_schema, plan.contributions)
+            self._check_dp_sites(plan)
             receipts = self.accounts.debit(qid, plan.dp, [s.name for s in self.sites])
         server.setup(channel)
         rounds, contributors = 0, set(info.sites)
@@ -287,7 +335,7 @@ class Federation:
         return release
 
     def _release(self, analysis: str, protocol: str, value: Any, facts: dict[str, Any],
-                 runtimes: Mapping[str, SiteRuntime], channel: LocalChannel, rounds: int, *,
+                 runtimes: Mapping[str, SiteRuntime], channel: Any, rounds: int, *,
                  population_filters: Sequence[str] = (), group: str | None = None,
                  dp_text: str | None = None) -> Release:
         """Customs: decide; deny (typed, no numbers) or certify and hand out the release."""
@@ -303,6 +351,7 @@ class Federation:
         self.customs.check_differencing(facts["run"]["run_id"], analysis, norm,
                                         filters=population_filters, group=group)
         files = release_files(value)
+        self._before_certify(rounds)
         sent = {s: messages_digest(rt.sent) for s, rt in runtimes.items()}
         cert = self.customs.certify(norm, decision, files, site_messages=sent)
         summary = self.customs.summary_text(analysis, protocol, norm, decision, cert)
@@ -312,8 +361,11 @@ class Federation:
                        certificate=cert, rounds=rounds, log=tuple(channel.log),
                        files=files, summary=summary, trusted=self.customs.trusted_keys())
 
+    def _before_certify(self, rounds: int) -> None:
+        """Hook for transports whose sites co-sign over the network (nothing in process)."""
+
     def _facts(self, analysis: Analysis, protocol: str, out: Mapping[str, Any],
-               channel: LocalChannel, contributors: list[str], rounds: int) -> dict[str, Any]:
+               channel: Any, contributors: list[str], rounds: int) -> dict[str, Any]:
         """Facts derived from the run itself (POLICY.md), not from what a caller claims."""
         spec = load_spec(protocol)
         by_name = {s.name: s for s in self.sites}
@@ -352,7 +404,7 @@ def _close_state(customs: Customs, accounts: SiteAccounts, remove: Path | None) 
         shutil.rmtree(remove, ignore_errors=True)
 
 
-def _bytes_per_round(channel: LocalChannel) -> dict[str, int]:
+def _bytes_per_round(channel: Any) -> dict[str, int]:
     """Bytes moved in each round (round 0 is the session set-up), all parties together."""
     out: dict[str, int] = {}
     for entry in channel.log:

@@ -16,7 +16,8 @@ runner = CliRunner()
 
 def test_help_lists_every_command() -> None:
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("verify", "audit", "policy", "budget", "version", "run", "study"):
+    for cmd in ("verify", "audit", "policy", "budget", "version", "run", "study", "site",
+                "pki", "coordinator"):
         assert cmd in out
 
 

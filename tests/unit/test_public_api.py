@@ -15,7 +15,7 @@ def test_public_names_are_exactly_these() -> None:
     assert sorted(sf.__all__) == sorted([
         "DP", "SQL", "Column", "Federation", "PolicySettings", "Release", "Schema", "Site",
         "__version__", "cox",
-        "crosstab", "describe", "errors", "glm", "histogram", "kaplan_meier", "logrank"])
+        "crosstab", "describe", "errors", "fl", "glm", "histogram", "kaplan_meier", "logrank"])
 
 
 def test_errors_form_one_tree() -> None:

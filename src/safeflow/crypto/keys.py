@@ -436,6 +436,28 @@ _BAD_SIGNATURE = (
 )
 
 
+_P25519: Final = 2**255 - 19
+
+
+def _canonical_point(encoded: bytes) -> bool:
+    """RFC 8032 5.1.3 canonical encoding: ``y < p``, and no sign bit on ``x = 0``.
+
+    Checked here so that signatures stay non-malleable whatever the pycryptodome release
+    (3.x accepts a non-canonical ``R``: Wycheproof ed25519 tcId 151).
+
+    Examples
+    --------
+    >>> _canonical_point(bytes(32)), _canonical_point(bytes([255] * 31 + [127]))
+    (True, False)
+    """
+    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
+    sign = encoded[31] >> 7
+    if y >= _P25519:
+        return False
+    # x = 0 only for y = 1 and y = p - 1; a set sign bit there encodes "-0"
+    return not (sign and y in (1, _P25519 - 1))
+
+
 class VerifyKey:
     """An Ed25519 public key (RFC 8032) that checks signatures.
 
@@ -457,6 +479,8 @@ class VerifyKey:
             public_key, "Ed25519 public key", ED25519_PUBLIC_KEY_SIZE, _ED25519_HINT
         )
         try:
+            if not _canonical_point(encoded):
+                raise ValueError("non-canonical encoding")
             key = eddsa.import_public_key(encoded)
         except ValueError:
             raise InvalidKey(
@@ -534,7 +558,7 @@ class VerifyKey:
         """
         message = _as_bytes(message, "message")
         signature = _as_bytes(signature, "signature")
-        if len(signature) != ED25519_SIGNATURE_SIZE:
+        if len(signature) != ED25519_SIGNATURE_SIZE or not _canonical_point(signature[:32]):
             raise CryptoError(_BAD_SIGNATURE)
         try:
             self._verifier.verify(message, signature)

@@ -127,6 +127,9 @@ def release_files(value: Any) -> dict[str, bytes]:
         frame = getattr(value, attr, None)
         if isinstance(frame, pd.DataFrame):
             files[name] = frame.to_csv().encode()
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):  # trained models: the weights and architecture
+        files["model.json"] = to_json().encode()
     if not files:
         raise InvalidParameter(f"no export format for a {type(value).__name__} result")
     return files

@@ -290,7 +290,7 @@ def _output(value: Any) -> dict[str, Any]:
 #: optional details of a DP release (written by the federation, shown in certificates)
 _DP_DETAILS = ("unit", "mode", "alpha", "contributions", "statistics", "withheld")
 _DP_STAT = ("statistic", "kind", "mechanism", "epsilon", "delta", "scale", "std",
-            "sensitivity_l1", "accuracy")
+            "sensitivity_l1", "sensitivity_l2", "accuracy")
 
 
 def _dp_details(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,6 +326,8 @@ def _dp_details(d: Mapping[str, Any]) -> dict[str, Any]:
                 "delta": _decimal(r, "delta", q, "0", below_one=True),
                 **{k: _real(r, k, q, lo=0.0) for k in ("scale", "std", "accuracy")},
                 "sensitivity_l1": _decimal(r, "sensitivity_l1", q, None, positive=True),
+                **({"sensitivity_l2": _decimal(r, "sensitivity_l2", q, None, positive=True)}
+                   if "sensitivity_l2" in r else {}),
             })
     return out
 
