@@ -159,6 +159,68 @@ def test_kaplan_meier_matches_local(world: dict) -> None:
     _same_facts(got, want)
 
 
+def _batch(fed: sf.Federation) -> list:
+    from safeflow.analyses.batch import analysis_of
+
+    return [analysis_of(sf.describe, fed, ["age", "sex", "ph.ecog"]),
+            analysis_of(sf.glm, fed, "wt.loss", ["age", "sex"], family="gaussian"),
+            analysis_of(sf.kaplan_meier, fed, duration="time", event="status")]
+
+
+def _same_value(a: object, b: object) -> None:
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b)  # type: ignore[arg-type]
+        return
+    for name, v in vars(a).items():
+        w = getattr(b, name)
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, w)
+        elif isinstance(v, pd.DataFrame):
+            pd.testing.assert_frame_equal(v, w)
+        elif isinstance(v, pd.Series):
+            pd.testing.assert_series_equal(v, w)
+        else:
+            assert v == w or (v != v and w != w), name
+
+
+def test_batch_is_one_session_and_equals_local(world: dict) -> None:
+    # describe + gaussian GLM + Kaplan-Meier as one job: one masking session (2 set-up
+    # exchanges), one secure sum (2 exchanges), one co-signature round, instead of three
+    # of each; the values equal the local transport's, batched or run one by one
+    flower, local = world["flower"], world["local"]
+    t = time.perf_counter()
+    got = flower.run_batch(_batch(flower), protocol="masking")
+    batch_s = time.perf_counter() - t
+    want = local.run_batch(_batch(local), protocol="masking")
+    assert all(isinstance(r, sf.Release) for r in got), got
+    parts = dict(zip(SITES, split_by_inst(lung(), len(SITES)), strict=True))
+    alone = sf.Federation.local(  # a fresh federation: world["local"]'s audit logs unchanged
+        [sf.Site(n, parts[n], j, schema=LUNG_SCHEMA) for n, j in SITES.items()],
+        destination="NL", purpose="scientific-research", study=STUDY)
+    separate = [sf.describe(alone, ["age", "sex", "ph.ecog"], protocol="masking"),
+                sf.glm(alone, "wt.loss", ["age", "sex"], family="gaussian", protocol="masking"),
+                sf.kaplan_meier(alone, duration="time", event="status", protocol="masking")]
+    for g, w, s in zip(got, want, separate, strict=True):
+        _same_value(g.value, w.value)
+        _same_value(g.value, s.value)
+        _same_facts(g, w)
+        assert g.facts["output"] == s.facts["output"]
+        assert sorted(g.certificate.signers) == sorted(["customs", *SITES])
+    assert len({g.facts["run"]["run_id"] for g in got}) == 1
+    exchanges = [(e.round, e.stage) for e in got[0].log]
+    assert exchanges == [(e.round, e.stage) for e in separate[0].log]  # one analysis' worth
+    assert len(exchanges) * 3 == sum(len(s.log) for s in separate)
+    # wall time: the batch of three costs about one job (each job: flwr run, ServerApp
+    # start, 4 exchanges and a co-signature round, ~5 s per Flower round trip)
+    t = time.perf_counter()
+    one = sf.describe(flower, ["age"], protocol="masking")
+    single_s = time.perf_counter() - t
+    assert one.decision.exportable
+    sf.describe(local, ["age"], protocol="masking")  # the same audit entries at the sites
+    print(f"\nbatch of 3 over Flower: {batch_s:.1f} s; one describe: {single_s:.1f} s")
+    assert batch_s < 2.0 * single_s, (batch_s, single_s)
+
+
 def test_site_audit_logs_match_local(world: dict) -> None:
     # runs after the analyses above (module order): the same messages were logged at each site
     for name in SITES:

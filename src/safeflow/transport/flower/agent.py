@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import safeflow.analyses.batch  # noqa: F401 - registers the batch analysis at the site
 from safeflow.data import Schema, SiteData
 from safeflow.envelope import Envelope, Header, Payload
 from safeflow.errors import (
@@ -207,10 +208,30 @@ class SiteAgent:
                                      "ciio": cfg.ciio, "ftz": cfg.ftz})
 
     def _cosign(self, h: Header, p: Payload, session: _Session) -> bytes:
+        """Co-sign the run's certificate(s): ``certificate``, or ``certificate:<i>`` for
+        each release of a batch (one secure sum, several releases; one round trip)."""
         from safeflow.policy.certificate import Certificate
 
         me = self.config.name
-        cert = Certificate.from_json(p.blobs.get("certificate", b""))
+        if "certificate" in p.blobs:
+            names = ["certificate"]
+        else:
+            names = [f"certificate:{i}" for i in range(len(p.blobs))]
+            if not names or set(names) != set(p.blobs):
+                raise ProtocolError("malformed co-signature request; the coordinator is not "
+                                    "a conforming safeflow party")
+        sent = messages_digest(session.runtime.sent)
+        signatures: dict[str, bytes] = {}
+        for name in names:
+            cert = Certificate.from_json(p.blobs.get(name, b""))
+            self._check_cosign(cert, h, session, sent)
+            signed = cert.cosign(me, self.party.key)
+            signatures[name.replace("certificate", "signature")] = signed.signatures[me]
+        self._drop((h.study, h.run))
+        return self._reply(h, COSIGN, {"site": me}, signatures)
+
+    def _check_cosign(self, cert: Any, h: Header, session: _Session, sent: str) -> None:
+        me = self.config.name
         run = cert.body["facts"]["run"]
         if run.get("run_id") != h.run or run.get("study") != h.study:
             raise VerificationError(f"site {me!r} refuses to co-sign: the certificate is for "
@@ -218,7 +239,6 @@ class SiteAgent:
         if run.get("protocol_spec_sha256") != load_spec(session.protocol).sha256:
             raise VerificationError(f"site {me!r} refuses to co-sign: the certificate names "
                                     "another protocol spec than the one it ran")
-        sent = messages_digest(session.runtime.sent)
         if run.get("messages_sha256", {}).get(me) != sent:
             raise VerificationError(f"site {me!r} refuses to co-sign: the certified run does "
                                     "not contain exactly the messages it sent")
@@ -227,10 +247,6 @@ class SiteAgent:
         if pinned is not None and (customs is None or customs.to_bytes().hex() != pinned):
             raise VerificationError(f"site {me!r} refuses to co-sign: the certificate is not "
                                     "signed by the customs key this site trusts")
-        signed = cert.cosign(me, self.party.key)
-        self._drop((h.study, h.run))
-        return self._reply(h, COSIGN, {"site": me},
-                           {"signature": signed.signatures[me]})
 
     def close(self) -> None:
         """Forget every session and close the audit log."""

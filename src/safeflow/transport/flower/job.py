@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -34,7 +35,13 @@ import numpy as np
 import pandas as pd
 
 from safeflow.envelope import Envelope, Header, Payload
-from safeflow.errors import InvalidParameter, ProtocolError, TransportError, VerificationError
+from safeflow.errors import (
+    InvalidParameter,
+    ProtocolError,
+    SafeflowError,
+    TransportError,
+    VerificationError,
+)
 from safeflow.fl.features import FeatureEncoder
 from safeflow.release import Release
 from safeflow.transport.flower.config import StudySite
@@ -233,18 +240,37 @@ def bundle_path(outbox: Path, job_id: str) -> Path:
     return Path(outbox) / f"{job_id}.sfe"
 
 
+def item_job_id(job_id: str, index: int) -> str:
+    """The bundle id of release ``index`` of a batch job (32 hex digits, derived).
+
+    Examples
+    --------
+    >>> item_job_id("0" * 32, 1) != item_job_id("0" * 32, 0), len(item_job_id("0" * 32, 0))
+    (True, 32)
+    """
+    if not _JOB_ID.match(job_id) or not isinstance(index, int) or index < 0:
+        raise InvalidParameter("job_id must be 32 lower-case hex digits and index an int >= 0")
+    return hashlib.sha256(f"{job_id}/{index}".encode()).hexdigest()[:32]
+
+
 def _header(job_id: str) -> Header:
     return Header(study="safeflow-release", run=job_id, round=0, stage="release",
                   sender="customs", receiver="analyst")
 
 
 def write_bundle(outbox: Path, job_id: str, *, release: Release | None = None,
-                 error: BaseException | None = None) -> Path:
-    """Atomically write a release (or a typed error) for the analyst, mode 0600."""
+                 error: BaseException | None = None, batch: int | None = None) -> Path:
+    """Atomically write a release (or a typed error) for the analyst, mode 0600.
+
+    ``batch=k``: the job was a batch whose ``k`` releases (or errors) are in the bundles
+    :func:`item_job_id` names, written before this one.
+    """
     meta: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
     blobs: dict[str, bytes] = {}
-    if release is not None:
+    if batch is not None:
+        meta = {"batch": int(batch)}
+    elif release is not None:
         vmeta, arrays, vblobs = encode_value(release.value)
         blobs.update({f"value:{k}": b for k, b in vblobs.items()})
         blobs.update({f"file:{k}": bytes(b) for k, b in release.files.items()})
@@ -304,6 +330,8 @@ def read_bundle(path: Path, *, trusted: Mapping[str, Any] | None = None) -> Rele
     meta = env.payload.meta
     if "error" in meta:
         raise error_from_json(json.dumps(meta["error"]))
+    if "batch" in meta:
+        raise ProtocolError("this bundle ends a batch job; read it with read_batch")
     r = meta["release"]
     blobs = env.payload.blobs
     cert = Certificate.from_json(blobs["certificate"])
@@ -334,5 +362,39 @@ def read_bundle(path: Path, *, trusted: Mapping[str, Any] | None = None) -> Rele
                    files=files, summary=r["summary"], trusted=keys)
 
 
-__all__ = ["Job", "bundle_path", "decode_value", "encode_value", "read_bundle",
-           "write_bundle"]
+def read_batch(outbox: Path, job_id: str, *, trusted: Mapping[str, Any] | None = None,
+               remove: bool = True) -> list[Release | SafeflowError]:
+    """The releases (or typed errors) of a batch job, each certificate verified.
+
+    Raises the job's own typed error when the whole batch failed. ``remove`` deletes the
+    bundles once read.
+    """
+    main = bundle_path(Path(outbox), job_id)
+    env = Envelope.from_bytes(main.read_bytes())
+    meta = env.payload.meta
+    if "error" in meta:
+        if remove:
+            main.unlink(missing_ok=True)
+        raise error_from_json(json.dumps(meta["error"]))
+    k = meta.get("batch")
+    if type(k) is not int or k < 1:
+        raise ProtocolError("the job's bundle is not a batch's; read it with read_bundle")
+    out: list[Release | SafeflowError] = []
+    for i in range(k):
+        path = bundle_path(Path(outbox), item_job_id(job_id, i))
+        try:
+            item = Envelope.from_bytes(path.read_bytes()).payload.meta
+            if "error" in item:  # that analysis's own typed refusal (ExportDenied ...)
+                out.append(error_from_json(json.dumps(item["error"])))
+            else:  # certificate verified; a failure here is raised, not returned
+                out.append(read_bundle(path, trusted=trusted))
+        finally:
+            if remove:
+                path.unlink(missing_ok=True)
+    if remove:
+        main.unlink(missing_ok=True)
+    return out
+
+
+__all__ = ["Job", "bundle_path", "decode_value", "encode_value", "item_job_id", "read_batch",
+           "read_bundle", "write_bundle"]

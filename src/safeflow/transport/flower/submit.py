@@ -38,15 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from safeflow.analyses import Analysis
+from safeflow.analyses.batch import Batch
 from safeflow.data import Schema
-from safeflow.errors import InvalidParameter, TransportError
+from safeflow.errors import InvalidParameter, SafeflowError, TransportError
 from safeflow.federation import Federation
 from safeflow.policy.customs import PolicySettings
 from safeflow.protocols import SessionInfo, default_threshold, protocol_classes
 from safeflow.release import Release
 from safeflow.transport.flower.apps import write_flower_app
 from safeflow.transport.flower.config import StudySite
-from safeflow.transport.flower.job import Job, bundle_path, read_bundle
+from safeflow.transport.flower.job import Job, bundle_path, read_batch, read_bundle
 from safeflow.transport.flower.pki import require_secure
 
 CONNECTION = "safeflow"
@@ -165,8 +166,11 @@ class FlowerCLI:
 def run_on_flower(job: Job, connection: FlowerConnection, *, outbox: str | Path,
                   timeout: float = 900.0, cli: FlowerCLI | None = None,
                   app_dir: str | Path | None = None,
-                  trusted: Mapping[str, Any] | None = None) -> Release:
+                  trusted: Mapping[str, Any] | None = None, batch: bool = False) -> Any:
     """Submit ``job`` to the SuperLink and return its certified release.
+
+    ``batch=True`` (a :class:`~safeflow.analyses.batch.Batch` job): a list with one
+    release or typed error per analysis (:func:`~safeflow.transport.flower.job.read_batch`).
 
     Raises the job's typed refusal (``ExportDenied``, ``ExportRefused``, ``SchemaError``,
     ``TooFewSurvivors`` ...) as the local transport would, and a ``TransportError`` when
@@ -192,6 +196,8 @@ def run_on_flower(job: Job, connection: FlowerConnection, *, outbox: str | Path,
                                          f"see `flwr log {run_id}`")
             next_check = now + 30.0
         time.sleep(0.1)
+    if batch:
+        return read_batch(Path(outbox), job.job_id, trusted=trusted)
     try:
         return read_bundle(target, trusted=trusted)
     finally:
@@ -236,11 +242,19 @@ class FlowerFederation(Federation):
         self._trusted = {s.name: s.signing_key for s in sites if s.signing_key}
 
     def job(self, analysis: Analysis, protocol: str, params: Mapping[str, Any]) -> Job:
-        """The job that runs ``analysis`` under ``protocol`` for this study."""
+        """The job that runs ``analysis`` under ``protocol`` for this study.
+
+        The analysis travels with its own state (empty before a run), not with
+        :meth:`Analysis.request`: some analyses (Cox) send the sites only the public part
+        of their state, whose empty keys would stop the coordinator from starting the run
+        with :meth:`Analysis.initial_state`.
+        """
         protocol_classes(protocol)
         return Job(study=self.study, destination=self.destination, purpose=self.purpose,
                    sites=tuple(self.sites), schema=self.public_schema.to_dict(),  # type: ignore[arg-type]
-                   analysis=analysis.request(), protocol=protocol, params=dict(params),
+                   analysis={"analysis": analysis.name, "params": dict(analysis.params),
+                             "state": dict(analysis.state)},
+                   protocol=protocol, params=dict(params),
                    threshold=self.threshold, max_rows_per_site=self.max_rows_per_site,
                    max_envelope_bytes=self.max_envelope_bytes,
                    policy={"sdc_profile": self.policy.sdc_profile,
@@ -264,6 +278,26 @@ class FlowerFederation(Federation):
         return run_on_flower(self.job(analysis, protocol, protocol_params), self.connection,
                              outbox=self.outbox, timeout=self.timeout, cli=self.cli,
                              trusted=trusted or None)
+
+    def run_batch(self, analyses: Sequence[Analysis], *, protocol: str = "masking",
+                  rng: Any = None, **protocol_params: Any) -> list[Release | SafeflowError]:
+        """Submit one-shot analyses as one job: one session, one secure sum, one
+        co-signature round (see :meth:`safeflow.Federation.run_batch`); one release or
+        typed error per analysis, in order."""
+        if rng is not None:
+            raise InvalidParameter("rng cannot be injected into a deployed run; sites and "
+                                   "customs draw from their operating systems")
+        from safeflow.crypto.keys import VerifyKey
+        from safeflow.transport.flower.coordinator import _NO_DP
+
+        if "dp" in protocol_params or any(
+                getattr(a, "params", {}).get("dp") is not None for a in analyses):
+            raise InvalidParameter(_NO_DP)
+        batch = Batch.of(analyses, self.public_schema)
+        trusted = {n: VerifyKey.from_bytes(bytes.fromhex(k)) for n, k in self._trusted.items()}
+        job = self.job(batch, protocol, protocol_params)
+        return run_on_flower(job, self.connection, outbox=self.outbox, timeout=self.timeout,
+                             cli=self.cli, trusted=trusted or None, batch=True)
 
 
 __all__ = ["FlowerCLI", "FlowerConnection", "FlowerFederation", "run_on_flower"]
