@@ -159,6 +159,16 @@ def test_kaplan_meier_matches_local(world: dict) -> None:
     _same_facts(got, want)
 
 
+@pytest.mark.skipif(not os.environ.get("SAFEFLOW_FLOWER_FULL"),
+                    reason="~60 s more; set SAFEFLOW_FLOWER_FULL=1 to run it")
+def test_cox_matches_local(world: dict) -> None:
+    kw = {"duration": "time", "event": "status", "covariates": ["age"], "strata": "site",
+          "protocol": "masking"}
+    got, want = sf.cox(world["flower"], **kw), sf.cox(world["local"], **kw)
+    pd.testing.assert_frame_equal(got.value.summary, want.value.summary)
+    _same_facts(got, want)
+
+
 def _batch(fed: sf.Federation) -> list:
     from safeflow.analyses.batch import analysis_of
 
