@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from safeflow import __version__
+from safeflow.bench import bench
 from safeflow.errors import SafeflowError
 from safeflow.study.cli import run as run_study_command
 from safeflow.study.cli import study_app
@@ -41,6 +42,7 @@ app.add_typer(site_app, name="site")
 app.add_typer(pki_app, name="pki")
 app.add_typer(coordinator_app, name="coordinator")
 app.command("run")(run_study_command)
+app.command("bench")(bench)
 console = Console()
 
 OK, FAILED, USAGE = 0, 1, 2

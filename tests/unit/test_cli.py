@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     out = runner.invoke(app, ["--help"]).output
     for cmd in ("verify", "audit", "policy", "budget", "version", "run", "study", "site",
-                "pki", "coordinator"):
+                "pki", "coordinator", "bench"):
         assert cmd in out
 
 

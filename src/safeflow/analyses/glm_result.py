@@ -70,7 +70,8 @@ class GLMResult:
     def summary(self) -> pd.DataFrame:
         """coef, se, z, p, ci_low, ci_high (Wald, normal reference)."""
         se = self.se.to_numpy()
-        z = self.coef_ / se
+        with np.errstate(divide="ignore", invalid="ignore"):  # se = 0: a DP fit with RSS 0
+            z = np.where(se > 0, self.coef_ / np.where(se > 0, se, 1.0), np.nan)
         q = stats.norm.ppf(1 - self.alpha / 2)
         return pd.DataFrame({"coef": self.coef_, "se": se, "z": z,
                              "p": 2 * stats.norm.sf(np.abs(z)),
