@@ -9,8 +9,10 @@ middle and half-range of the declared bounds (indicators: 0.5 and 0.5), so that 
 entry lies in ``[−1, 1]``: one row then moves ``X̃ᵀX̃`` by at most ``p²`` in L1 norm,
 ``X̃ᵀỹ`` by ``p`` and ``ỹᵀỹ`` by 1. The transform is affine (``X̃ = X A``), so the
 scaled sums follow exactly from the site's own sums; customs noises them, makes ``X̃ᵀX̃``
-symmetric positive definite, and maps everything back (post-processing). The fit is then
-the ordinary one on the noised statistics.
+symmetric positive definite with every eigenvalue at least ``2σ√p`` (about the spectral
+norm of the noise matrix: a ridge that acts only where the noise dominates, so small
+studies get shrunken coefficients instead of exploding ones), and maps everything back
+(post-processing). The fit is then the ordinary one on the noised statistics.
 
 Examples
 --------
@@ -23,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 
 import numpy as np
@@ -80,8 +83,10 @@ def gaussian_dp_statistics(schema: Schema, X: list[str], y: str) -> DPStatistics
         st["yty"] = np.array([(yty - 2 * my * sy + n * my * my) / (hy * hy)])
         return st
 
-    def decode(st: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        s = psd(st["xtx"])
+    def decode(st: dict[str, np.ndarray], noise: Mapping[str, float]) -> dict[str, np.ndarray]:
+        # the spectral norm of a p x p matrix of iid noise is about 2 sigma sqrt(p): lift
+        # eigenvalues to at least that (a ridge that only acts where the noise dominates)
+        s = psd(st["xtx"], floor=2.0 * noise["xtx"] * np.sqrt(p))
         sxy = st["xty"] * hy + my * s[:, 0]
         xtx = inv.T @ s @ inv
         xty = inv.T @ sxy
@@ -96,11 +101,11 @@ def gaussian_dp_statistics(schema: Schema, X: list[str], y: str) -> DPStatistics
          NoiseGroup(("xtx",), "real", fp * fp),
          NoiseGroup(("xty",), "real", fp),
          NoiseGroup(("yty",), "real", Fraction(1))),
-        encode=encode, decode=decode)
+        encode=encode, decode_noisy=decode)
 
 
-def psd(a: np.ndarray) -> np.ndarray:
-    """Symmetric with eigenvalues ≥ a small positive floor (post-processing of noise).
+def psd(a: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Symmetric with eigenvalues ≥ ``floor`` (and ≥ a small positive one): post-processing.
 
     Examples
     --------
@@ -109,7 +114,7 @@ def psd(a: np.ndarray) -> np.ndarray:
     """
     a = (np.asarray(a, dtype=float) + np.asarray(a, dtype=float).T) / 2.0
     w, v = np.linalg.eigh(a)
-    floor = 1e-6 * max(float(np.max(np.abs(w))), 1.0)
+    floor = max(floor, 1e-6 * max(float(np.max(np.abs(w))), 1.0))
     if float(w.min()) < floor:
         a = (v * np.maximum(w, floor)) @ v.T
     return a

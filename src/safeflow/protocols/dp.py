@@ -105,6 +105,9 @@ class DPStatistics:
     drop: tuple[str, ...] = ()
     encode: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     decode: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    #: like ``decode``, also given each statistic's noise standard deviation in the total
+    decode_noisy: Callable[[dict[str, np.ndarray], Mapping[str, float]],
+                           dict[str, np.ndarray]] | None = None
 
 
 def dp_from_params(params: Mapping[str, Any]) -> DP | None:
@@ -139,12 +142,16 @@ class DPPlan:
         The analysis's declaration.
     contributions : int
         Rows one unit of privacy may contribute.
+    sites : int
+        Sites in the federation (local mode: each adds its own noise to the total).
     """
 
-    def __init__(self, dp: DP, stats: DPStatistics, *, contributions: int) -> None:
+    def __init__(self, dp: DP, stats: DPStatistics, *, contributions: int,
+                 sites: int = 1) -> None:
         if not stats.groups:
             raise InvalidParameter("a DP release needs at least one noised statistic")
         self.dp, self.stats, self.contributions = dp, stats, int(contributions)
+        self.sites = max(int(sites), 1)
         shares = dp.split(len(stats.groups))
         central = [DP(s.epsilon, s.delta, unit=s.unit, mode="central",
                       mechanism=s.mechanism, alpha=s.alpha) for s in shares]
@@ -165,7 +172,7 @@ class DPPlan:
                 "describe, histogram, crosstab, kaplan_meier, logrank and glm(family="
                 "'gaussian')")
         m = contributions_for(dp, schema.unit, schema.rows_per_patient)
-        return cls(dp, declare(schema, ctx), contributions=m)
+        return cls(dp, declare(schema, ctx), contributions=m, sites=len(ctx.get("sites", ())))
 
     def layout(self, layout: StatLayout) -> StatLayout:
         """The round layout as it travels: local mode carries counts as signed reals."""
@@ -214,7 +221,24 @@ class DPPlan:
                     totals[n] = np.maximum(np.rint(totals[n]), 0.0)
         if self.stats.decode is not None:
             totals = self.stats.decode(totals)
+        if self.stats.decode_noisy is not None:
+            totals = self.stats.decode_noisy(totals, self.noise_std())
         return totals
+
+    def noise_std(self) -> dict[str, float]:
+        """Standard deviation of the noise in each element of each statistic's total.
+
+        Examples
+        --------
+        >>> from safeflow.dp import DP
+        >>> g = DPStatistics((NoiseGroup(("n",), "count", Fraction(1)),))
+        >>> round(DPPlan(DP(1, unit="row"), g, contributions=1).noise_std()["n"], 3)
+        1.357
+        """
+        k = self.sites if self.dp.mode == "local" else 1
+        return {n: float(np.sqrt(k * m.variance))
+                for g, m in zip(self.stats.groups, self.mechanisms, strict=True)
+                for n in g.names}
 
     def _apply(self, stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for g, mech in zip(self.stats.groups, self.mechanisms, strict=True):
